@@ -1,0 +1,2 @@
+"""Total Variation Optimization Layers for Computer Vision (Yeh et al., CVPR 2022)."""
+from . import table1  # noqa: F401  (registers tvlayers.table1)

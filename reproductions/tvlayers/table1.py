@@ -1,0 +1,194 @@
+"""Table 1 of Yeh et al. (CVPR 2022): time of the 1D TV proximity operator, forward and backward.
+
+Protocol (Sec. 4.1): a batch shaped 256 x 32 x 32 of unit steps plus Gaussian noise, lam = 1,
+mean and std over 25 runs. The paper does not say along which axis the signals lie; we read the
+shape as (batch 256, 32 rows, 32 columns) with the prox along the last axis, i.e. 8192 signals
+of length 32, as a TV1D layer applied to the rows of 256 feature maps of 32 x 32 would see it.
+The step is at the middle of each signal, the noise standard deviation 0.1 (unstated in the
+paper). Ours runs in float32; ProxTV and CVXPYLayers compute in float64, as their libraries do.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from suite.harness import experiment
+from suite.harness.timing import time_forward_backward
+from suite.solvers.tv import tv_prox_1d, tv_prox_2d
+
+from . import peers
+
+TABLE = "Table 1"
+TABLE_2D = "Table 1 (2D)"
+ROW = {"cpu": "energybench (CPU)", "cuda": "energybench (CUDA)"}
+ROW_2D = {"cpu": "energybench 2D (CPU)", "cuda": "energybench 2D (CUDA)", "proxtv": "ProxTV tv1_2d"}
+
+CELLS = [
+    {"solver": "CVXPYLayers"},
+    {"solver": "ProxTV-TS"},
+    {"solver": "ProxTV-PN"},
+    {"solver": "energybench", "device": "cpu"},
+    {"solver": "energybench", "device": "cuda"},
+    {"solver": "energybench-2d", "device": "cpu"},
+    {"solver": "energybench-2d", "device": "cuda"},
+    {"solver": "ProxTV-2D"},
+]
+
+PROFILES = {
+    # smoke: the same code on a tiny batch, for tests.
+    "smoke": {"shape": [2, 4, 32], "repeats": 2, "warmup": 1, "cvxpy_repeats": 1, "shape_2d": [1, 32, 32],
+              "repeats_2d": 2, "lam": 1.0, "lam_2d": 0.1, "noise": 0.1},
+    # mini: the paper's workload; fewer repeats for CVXPYLayers (about 30 s per forward here).
+    "mini": {"shape": [256, 32, 32], "repeats": 25, "warmup": 3, "cvxpy_repeats": 2, "shape_2d": [3, 512, 512],
+             "repeats_2d": 5, "lam": 1.0, "lam_2d": 0.1, "noise": 0.1},
+    "full": {"shape": [256, 32, 32], "repeats": 25, "warmup": 3, "cvxpy_repeats": 25, "shape_2d": [3, 512, 512],
+             "repeats_2d": 25, "lam": 1.0, "lam_2d": 0.1, "noise": 0.1},
+}
+
+
+def step_signals(shape, *, noise: float, seed: int) -> torch.Tensor:
+    """Unit steps along the last axis (0 then 1 from the middle) plus N(0, noise^2), float64."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.zeros(shape, dtype=torch.float64)
+    x[..., shape[-1] // 2:] = 1.0
+    return x + noise * torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def test_image(shape, *, seed: int) -> torch.Tensor:
+    """A real photograph (scikit-image's astronaut, shipped with the package) in [0, 1], cropped."""
+    from skimage import data
+
+    c, h, w = shape
+    img = torch.from_numpy(data.astronaut()).permute(2, 0, 1).double() / 255.0
+    img = img[:c, :h, :w]
+    if tuple(img.shape) != (c, h, w):
+        img = torch.nn.functional.interpolate(img[None], size=(h, w), mode="bilinear")[0][:c]
+    generator = torch.Generator().manual_seed(seed)
+    return img + 0.05 * torch.randn(img.shape, generator=generator, dtype=torch.float64)
+
+
+def _record_times(ctx, timing, *, row, table, device):
+    for column, values in (("forward", timing.forward), ("backward", timing.backward), ("total", timing.total)):
+        ctx.record(row=row, column=column, metric="time", value=float(values.mean()), std=float(values.std()),
+                   n=len(values), unit="ms", higher_is_better=False, device=device, table=table)
+
+
+def _not_run_times(ctx, *, row, table, reason, device):
+    for column in ("forward", "backward", "total"):
+        ctx.not_run(row=row, column=column, metric="time", unit="ms", higher_is_better=False,
+                    reason=reason, device=device, table=table)
+
+
+def _agreement(ctx, ours: np.ndarray, theirs: np.ndarray, *, row, table, device, reference: str):
+    ctx.record(row=row, column=f"max |y - y_{reference}|", metric="max_abs_diff",
+               value=float(np.abs(ours - theirs).max()), unit="", higher_is_better=False, device=device,
+               table=table)
+
+
+@experiment(
+    "tvlayers.table1",
+    table=TABLE,
+    title="TV 1D proximity operator: forward/backward time vs CVXPYLayers and ProxTV",
+    grid=lambda settings: CELLS,
+    profiles=PROFILES,
+    timing=True,
+    plots=lambda frame: {"times": plot_times(frame)},
+    protocol=__doc__.split("\n\n", 1)[1],
+)
+def table1(ctx, cell):
+    s = ctx.settings
+    solver = cell["solver"]
+    device = cell.get("device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        table, row = (TABLE_2D, ROW_2D["cuda"]) if solver.endswith("2d") else (TABLE, ROW["cuda"])
+        _not_run_times(ctx, row=row, table=table, device="cuda",
+                       reason="CUDA not available on this machine (run with a GPU to fill this row)")
+        return ctx.records
+    x64 = step_signals(s["shape"], noise=s["noise"], seed=ctx.seed)
+    lam = float(s["lam"])
+    reference = tv_prox_1d(x64, lam).numpy()  # ours in float64: the agreement reference
+
+    if solver == "energybench":
+        x = x64.float().to(device)
+        timing = time_forward_backward(lambda v: tv_prox_1d(v, lam), x, repeats=s["repeats"], warmup=s["warmup"])
+        _record_times(ctx, timing, row=ROW[device], table=TABLE, device=device)
+        out32 = tv_prox_1d(x, lam).double().cpu().numpy()
+        _agreement(ctx, out32, reference, row=ROW[device], table=TABLE, device=device, reference="float64")
+    elif solver in peers.PROXTV_METHODS:
+        if not peers.available("prox_tv"):
+            _not_run_times(ctx, row=solver, table=TABLE, device="cpu",
+                           reason="prox-tv not installed (pip install 'energybench[peers]')")
+            return ctx.records
+        method = peers.PROXTV_METHODS[solver]
+        timing = time_forward_backward(lambda v: peers.proxtv_rows(v, lam, method=method), x64,
+                                       repeats=s["repeats"], warmup=s["warmup"])
+        _record_times(ctx, timing, row=solver, table=TABLE, device="cpu")
+        theirs = peers.proxtv_rows(x64, lam, method=method).numpy()
+        _agreement(ctx, theirs, reference, row=solver, table=TABLE, device="cpu", reference="energybench")
+    elif solver == "CVXPYLayers":
+        if not (peers.available("cvxpylayers") and peers.available("cvxpy")):
+            _not_run_times(ctx, row=solver, table=TABLE, device="cpu",
+                           reason="cvxpylayers not installed (pip install 'energybench[peers]')")
+            return ctx.records
+        solve = peers.cvxpylayers_tv1d(s["shape"][-1])
+        flat = x64.reshape(-1, s["shape"][-1])
+        # Warm up on a few rows: the first call canonicalises the problem; a whole warm-up
+        # batch would cost another half minute and change nothing.
+        timing = time_forward_backward(lambda v: solve(v, lam), flat, repeats=s["cvxpy_repeats"], warmup=1,
+                                       warmup_input=flat[:8])
+        _record_times(ctx, timing, row=solver, table=TABLE, device="cpu")
+        theirs = solve(flat, lam).detach().reshape(x64.shape).numpy()
+        _agreement(ctx, theirs, reference, row=solver, table=TABLE, device="cpu", reference="energybench")
+    elif solver == "energybench-2d":
+        img = test_image(s["shape_2d"], seed=ctx.seed).float().to(device)
+        lam2 = float(s["lam_2d"])
+        timing = time_forward_backward(lambda v: tv_prox_2d(v, lam2), img, repeats=s["repeats_2d"],
+                                       warmup=min(s["warmup"], 1))
+        _record_times(ctx, timing, row=ROW_2D[device], table=TABLE_2D, device=device)
+        if peers.available("prox_tv"):
+            ours = tv_prox_2d(img, lam2).double().cpu().numpy()
+            _agreement(ctx, ours, peers.proxtv_2d(img.double().cpu(), lam2), row=ROW_2D[device],
+                       table=TABLE_2D, device=device, reference="proxtv")
+    elif solver == "ProxTV-2D":
+        if not peers.available("prox_tv"):
+            _not_run_times(ctx, row=ROW_2D["proxtv"], table=TABLE_2D, device="cpu",
+                           reason="prox-tv not installed (pip install 'energybench[peers]')")
+            return ctx.records
+        img = test_image(s["shape_2d"], seed=ctx.seed)
+        lam2 = float(s["lam_2d"])
+        timing = time_forward_backward(lambda v: torch.from_numpy(peers.proxtv_2d(v, lam2)), img,
+                                       repeats=s["repeats_2d"], warmup=1, backward=False)
+        for column, values in (("forward", timing.forward),):
+            ctx.record(row=ROW_2D["proxtv"], column=column, metric="time", value=float(values.mean()),
+                       std=float(values.std()), n=len(values), unit="ms", higher_is_better=False, device="cpu",
+                       table=TABLE_2D)
+        ctx.not_run(row=ROW_2D["proxtv"], column="backward", metric="time", unit="ms", higher_is_better=False,
+                    reason="proxTV tv1_2d has no backward", device="cpu", table=TABLE_2D)
+    else:
+        raise ValueError(f"unknown solver {solver!r} in cell {cell}")
+    return ctx.records
+
+
+def plot_times(frame):
+    """Log-scale bars of forward and backward ms per solver (Table 1 as a chart)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = frame[(frame.table == TABLE) & (frame.metric == "time") & frame.value.notna()]
+    df = df[df.column.isin(["forward", "backward"])]
+    means = df.groupby(["row", "column"]).value.mean().unstack("column")
+    stds = df.groupby(["row", "column"]).value.std().unstack("column").reindex_like(means).fillna(0.0)
+    means = means.sort_values("forward", ascending=False) if "forward" in means else means
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    positions = np.arange(len(means))
+    for i, column in enumerate(c for c in ("forward", "backward") if c in means):
+        ax.bar(positions + (i - 0.5) * 0.38, means[column], 0.38, yerr=stds[column].reindex(means.index),
+               label=column, log=True, capsize=2)
+    ax.set_xticks(positions, means.index, rotation=20, ha="right")
+    ax.set_ylabel("time per batch (ms, log scale)")
+    ax.set_title("TV 1D prox, 256 x 32 x 32, lam = 1")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,154 @@
+"""The ``energybench`` command.
+
+Exit codes: 0 success; 2 bad usage (unknown verb, experiment, profile or device); 1 a cell
+failed (the other cells still ran and were saved; the report shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from suite.harness import registry
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="experiment ids (tvlayers.table1) or paper ids (tvlayers); none = everything")
+    parser.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (timing cells run alone)")
+    parser.add_argument("--force", action="store_true", help="rerun cells that already have results")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    parser.add_argument("--seeds", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
+                        help="comma-separated seeds (default: the profile's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="energybench", description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", help="registered experiments and the papers' claims")
+    run = verbs.add_parser("run", help="run experiment cells (finished cells are skipped)")
+    _add_run_options(run)
+    report = verbs.add_parser("report", help="render reports/index.html from results/")
+    report.add_argument("--results", type=Path, default=Path("results"))
+    report.add_argument("--out", type=Path, default=Path("reports"))
+    report.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    reproduce = verbs.add_parser("reproduce", help="run, then report")
+    _add_run_options(reproduce)
+    reproduce.add_argument("--out", type=Path, default=Path("reports"))
+    verbs.add_parser("info", help="environment and devices")
+    data = verbs.add_parser("data", help="datasets: build, verify, status, add")
+    data_verbs = data.add_subparsers(dest="data_verb", required=True)
+    build = data_verbs.add_parser("build", help="write the generated datasets under data/ and record them with DVC")
+    build.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    verify = data_verbs.add_parser("verify", help="rebuild in a temporary folder and compare with data.dvc")
+    verify.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    data_verbs.add_parser("status", help="every dataset: present or absent, version, size")
+    add = data_verbs.add_parser("add", help="check a real dataset's layout and record it under data/<id>")
+    add.add_argument("path", type=Path)
+    add.add_argument("--as", dest="as_id", required=True, help="dataset id")
+    add.add_argument("--link", action="store_true", help="symlink instead of copying")
+    return parser
+
+
+def cmd_list(_args) -> int:
+    from suite.report.render import _paper_files
+
+    experiments = registry.all_experiments()
+    for exp in experiments.values():
+        cells = len(exp.cells(registry.DEFAULT_PROFILE))
+        print(f"{exp.id:24s} {exp.table:10s} {cells:3d} cells  {exp.title}")
+    for paper in _paper_files(experiments.values(), None):
+        print(f"\n{paper.id}: {len(paper.claims)} claims")
+        for claim in paper.claims:
+            print(f"  {claim.id:34s} {claim.kind:11s} {claim.text}")
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    from suite.harness import runner
+
+    experiments = registry.resolve(args.targets)
+    options = runner.Options(profile=args.profile, device=args.device, jobs=max(1, args.jobs), force=args.force,
+                             results=args.results, seeds=args.seeds, progress=not args.no_progress)
+    summary = runner.run(experiments, options)
+    print(f"cells: {summary.ran} ran, {summary.cached} already done, {summary.not_run} not run (see report), "
+          f"{len(summary.failed)} failed; results in {args.results}/cells")
+    for failure in summary.failed:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def cmd_report(args) -> int:
+    from suite.report.render import build
+
+    index = build(args.results, args.out, profile=args.profile)
+    print(f"report: {index}")
+    return EXIT_OK
+
+
+def cmd_reproduce(args) -> int:
+    code = _run(args)
+    cmd_report(args)
+    return code
+
+
+def cmd_info(_args) -> int:
+    import torch
+
+    from suite.harness import provenance
+
+    env = provenance.environment("cuda" if torch.cuda.is_available() else "cpu")
+    for key, value in env.items():
+        print(f"{key:14s} {value}")
+    for i in range(torch.cuda.device_count()):
+        print(f"cuda:{i:<9d} {torch.cuda.get_device_name(i)}")
+    print(f"{'experiments':14s} {', '.join(registry.all_experiments())}")
+    return EXIT_OK
+
+
+def cmd_data(args) -> int:
+    from suite.data import manage
+
+    if args.data_verb == "build":
+        result = manage.build(profile=args.profile)
+        print(result if isinstance(result, str) else "\n".join(f"{k}: {v}" for k, v in dict(result).items()))
+        return EXIT_OK
+    if args.data_verb == "verify":
+        ok = manage.verify(profile=args.profile)
+        return EXIT_OK if ok in (True, None) or getattr(ok, "ok", False) else EXIT_FAILED
+    if args.data_verb == "status":
+        rows = manage.status()
+        print(f"{'id':28s} {'kind':10s} {'present':8s} {'size':>10s}  version")
+        for r in rows:
+            size = f"{r['size_bytes'] / 2**20:.1f} MB" if r.get("size_bytes") else "-"
+            print(f"{r['id']:28s} {r['kind']:10s} {'yes' if r['present'] else 'no':8s} {size:>10s}  {r['version']}")
+        return EXIT_OK
+    manage.add(args.path, as_id=args.as_id, link=args.link)
+    return EXIT_OK
+
+
+COMMANDS = {"list": cmd_list, "run": _run, "report": cmd_report, "reproduce": cmd_reproduce,
+            "info": cmd_info, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args)
+    except registry.UnknownIdError as err:
+        print(f"energybench: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        if args.verb in ("run", "reproduce") and "--device" in str(err):
+            print(f"energybench: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

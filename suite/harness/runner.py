@@ -1,0 +1,214 @@
+"""Run experiment cells: cached by key, resumable, sequential or in local processes."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from . import keys, provenance, registry, store
+from .context import Context, DataAccess
+from .records import Record
+
+STATUS_OK, STATUS_NOT_RUN, STATUS_FAILED = "ok", "not_run", "failed"
+
+
+@dataclass(frozen=True)
+class Options:
+    profile: str = registry.DEFAULT_PROFILE
+    device: str = "auto"
+    jobs: int = 1
+    force: bool = False
+    results: Path = Path("results")
+    seeds: tuple[int, ...] | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Task:
+    experiment: str
+    cell: dict
+    seed: int
+    key: str
+    data_versions: dict
+    timing: bool
+
+
+@dataclass
+class Summary:
+    ran: int = 0
+    cached: int = 0
+    not_run: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch.cuda.is_available() is False on this machine")
+    return device
+
+
+def _data_versions(dataset_ids: list[str]) -> dict[str, str]:
+    if not dataset_ids:
+        return {}
+    from suite.data import registry as data_registry
+
+    return {d: data_registry.version(d) for d in dataset_ids}
+
+
+def plan(experiments: list[registry.Experiment], options: Options) -> list[Task]:
+    device = resolve_device(options.device)
+    dclass = provenance.device_class(device)
+    tasks = []
+    for exp in experiments:
+        seeds = options.seeds or tuple(exp.settings(options.profile).get("seeds", (0,)))
+        source = keys.source_hash(exp.module)
+        for cell in exp.cells(options.profile):
+            versions = _data_versions(exp.dataset_ids(cell, options.profile))
+            for seed in seeds:
+                key = keys.cell_key(experiment=exp.id, cell=cell, profile=options.profile, seed=seed,
+                                    source=source, data_versions=versions, device_class=dclass)
+                tasks.append(Task(exp.id, cell, seed, key, versions, exp.timing))
+    return tasks
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def is_done(path: Path) -> bool:
+    cell = store.read_cell(path)
+    return cell is not None and cell.get("status") == STATUS_OK
+
+
+def execute(task: Task, options: Options, *, threads: int | None = None, show_progress: bool = False) -> str:
+    """Run one cell unless a finished result exists; write it atomically. Returns its status.
+
+    A lock per key makes a second run that reaches the same cell wait for the first and then
+    reuse its result, instead of computing it twice or interleaving writes.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    path = store.cell_path(options.results, task.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_suffix(".lock"))):
+        if not options.force and is_done(path):
+            return "cached"
+        exp = registry.get(task.experiment)
+        device = resolve_device(options.device)
+        ctx = Context(
+            paper=exp.paper, table=exp.table, profile=options.profile,
+            settings=exp.settings(options.profile), device=device, seed=task.seed,
+            data=DataAccess(task.data_versions),
+            progress=(lambda it=None, **kw: tqdm(it, leave=False, position=1, **kw)) if show_progress
+            else (lambda it=None, **kw: it),
+        )
+        _seed_everything(task.seed)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        error = None
+        start = time.perf_counter()
+        try:
+            returned = exp.func(ctx, dict(task.cell))
+            records = list(returned) if returned is not None else ctx.records
+            if not all(isinstance(r, Record) for r in records):
+                raise TypeError(f"experiment {exp.id} must return Record objects, got {records[:3]!r}")
+        except Exception:  # a failing cell is recorded; the others still run
+            error = traceback.format_exc()
+            records = ctx.records
+        wall = time.perf_counter() - start
+        status = STATUS_FAILED if error else (STATUS_OK if any(r.measured for r in records) else STATUS_NOT_RUN)
+        prov = provenance.environment(device)
+        prov.update({
+            "seed": task.seed, "wall_s": wall, "peak_rss_mb": provenance.peak_rss_mb(),
+            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+            "data_versions": dict(task.data_versions), "data_read": dict(ctx.data.read),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        store.write_json_atomic(path, {
+            "key": task.key, "experiment": task.experiment, "cell": task.cell, "profile": options.profile,
+            "seed": task.seed, "device_class": provenance.device_class(device), "status": status,
+            "records": [r.to_dict() for r in records], "error": error, "provenance": prov,
+        })
+        return status
+
+
+def _tally(summary: Summary, task: Task, status: str) -> None:
+    if status == "cached":
+        summary.cached += 1
+    elif status == STATUS_FAILED:
+        summary.failed.append(f"{task.experiment} {task.cell} seed={task.seed}")
+    elif status == STATUS_NOT_RUN:
+        summary.not_run += 1
+    else:
+        summary.ran += 1
+
+
+def run(experiments: list[registry.Experiment], options: Options) -> Summary:
+    """Run every cell of ``experiments``; finished cells are skipped unless ``options.force``."""
+    tasks = plan(experiments, options)
+    summary = Summary()
+    todo = [t for t in tasks if options.force or not is_done(store.cell_path(options.results, t.key))]
+    summary.cached += len(tasks) - len(todo)
+    bar = tqdm(total=len(tasks), initial=summary.cached, desc="cells", disable=not options.progress, unit="cell")
+    parallel = [t for t in todo if not t.timing] if options.jobs > 1 else []
+    sequential = [t for t in todo if t not in parallel]
+    if parallel:
+        threads = max(1, (os.cpu_count() or 1) // options.jobs)
+        # spawn: a forked child would inherit torch's thread pools and any CUDA context.
+        with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, t, options, threads=threads): t for t in parallel}
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    status = future.result()
+                except Exception:  # the worker died (e.g. out of memory): the cell is not written
+                    status = STATUS_FAILED
+                _tally(summary, task, status)
+                bar.set_postfix_str(task.experiment)
+                bar.update()
+    for task in sequential:  # timing cells always run here, alone
+        bar.set_postfix_str(f"{task.experiment} {task.cell}")
+        _tally(summary, task, execute(task, options, show_progress=options.progress))
+        bar.update()
+    bar.close()
+    for exp in experiments:
+        write_table_metrics(exp, options)
+    return summary
+
+
+def write_table_metrics(exp: registry.Experiment, options: Options) -> Path:
+    """A small per-table summary for ``dvc metrics show``: mean of each row/column/metric."""
+    df = store.frame(options.results)
+    df = df[(df.experiment == exp.id) & (df.profile == options.profile) & df.value.notna() & df.step.isna()]
+    summary: dict[str, Any] = {}
+    for (row, column, metric), group in df.groupby(["row", "column", "metric"], sort=True):
+        summary.setdefault(row, {})[f"{column}/{metric}"] = float(f"{group.value.mean():.6g}")
+    path = Path(options.results) / "metrics" / f"{exp.id}.json"
+    store.write_json_atomic(path, {"profile": options.profile, "values": summary})
+    return path

@@ -1,0 +1,206 @@
+"""Static HTML report: an index of papers and one page per paper, rendered with jinja2.
+
+Each paper page rebuilds every table as: paper value | ours (mean ± std over runs) | delta |
+verdict, lists the claims with their verdicts and the numbers that decided them, shows the
+plots as SVG files, the cells that failed with their tracebacks, and the provenance of every
+cell at the bottom.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from suite.harness import claims as claims_mod
+from suite.harness import registry, store
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass
+class Line:
+    row: str
+    column: str
+    metric: str
+    unit: str
+    paper: str
+    ours: str
+    delta: str
+    verdict: str
+    note: str
+
+
+def fmt(value: float | None, std: float | None = None, *, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = f"{value:.{digits}g}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)) and std > 0:
+        text += f" ± {std:.2g}"
+    return text
+
+
+def _ours(group: pd.DataFrame) -> tuple[float | None, float | None, int]:
+    measured = group[group.value.notna()]
+    if measured.empty:
+        return None, None, 0
+    if len(measured) == 1:
+        std = measured["std"].iloc[0]
+        return float(measured.value.iloc[0]), (None if pd.isna(std) else float(std)), 1
+    return float(measured.value.mean()), float(measured.value.std(ddof=1)), len(measured)
+
+
+def cell_verdict(judge: dict, paper_value: float | None, ours: float | None, std: float | None, profile: str) -> str:
+    if paper_value is None or ours is None:
+        return ""
+    if judge.get("reference"):
+        return "reference only"
+    if profile != "full":
+        return f"not judged at {profile}"
+    tol = judge.get("tolerance")
+    if tol is None:
+        tol = abs(paper_value) * float(judge.get("rel_tolerance", 0.0))
+    diff = abs(ours - paper_value)
+    if diff <= tol:
+        return claims_mod.REPRODUCED
+    return claims_mod.WITHIN_NOISE if diff <= tol + 2 * (std or 0.0) else claims_mod.NOT_REPRODUCED
+
+
+def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.DataFrame, profile: str) -> list[Line]:
+    """The rebuilt table in long form: one line per (row, column, metric)."""
+    df = df[(df.table == table) & df.step.isna()]
+    paper_values = {(v["row"], v["column"], v["metric"]): v for v in (paper_table.values if paper_table else ())}
+    keys = list(paper_values)
+    for key in df[["row", "column", "metric"]].drop_duplicates().itertuples(index=False):
+        if tuple(key) not in paper_values:
+            keys.append(tuple(key))
+    # Paper rows first in the paper's order, then rows only we have.
+    row_order = list(dict.fromkeys([k[0] for k in keys]))
+    keys.sort(key=lambda k: row_order.index(k[0]))
+    judge = dict(paper_table.judge) if paper_table else {"reference": True}
+    lines = []
+    for key in keys:
+        group = df[(df.row == key[0]) & (df.column == key[1]) & (df.metric == key[2])]
+        ours, std, _ = _ours(group)
+        pv = paper_values.get(key)
+        paper_value = float(pv["value"]) if pv is not None and pv["value"] is not None else None
+        notes = sorted(set(group.note.dropna())) if ours is None else []
+        if pv is not None and pv.get("printed_as"):
+            notes.append(f"paper row: {pv['printed_as']}")
+        unit = (pv or {}).get("unit") or (group.unit.iloc[0] if not group.empty else "")
+        lines.append(Line(
+            row=key[0], column=key[1], metric=key[2], unit=unit,
+            paper=fmt(paper_value, (pv or {}).get("std")),
+            ours=fmt(ours, std) if ours is not None else ("not run" if notes or group.empty else ""),
+            delta=fmt(ours - paper_value) if ours is not None and paper_value is not None else "",
+            verdict=cell_verdict(judge, paper_value, ours, std, profile),
+            note="; ".join(notes),
+        ))
+    return lines
+
+
+def _provenance(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("git_commit", "git_dirty", "python", "torch", "numpy", "cuda", "device_name", "cpu", "host",
+            "torch_threads", "wall_s", "peak_rss_mb", "peak_cuda_mb", "data_versions", "command", "finished_at")
+    out = []
+    for cell in cells:
+        prov = cell.get("provenance", {})
+        out.append({"experiment": cell["experiment"], "cell": json.dumps(cell["cell"], sort_keys=True),
+                    "seed": cell["seed"], "status": cell["status"],
+                    **{k: prov.get(k) for k in keep}})
+    return out
+
+
+def _save_plots(exp: registry.Experiment, frame: pd.DataFrame, folder: Path) -> list[str]:
+    if exp.plots is None or frame.empty:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    for name, fig in exp.plots(frame).items():
+        path = folder / f"{exp.id.replace('.', '-')}-{name}.svg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="svg")
+        plt.close(fig)
+        names.append(f"{folder.name}/{path.name}")
+    return names
+
+
+def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
+          papers_root: Path | None = None) -> Path:
+    """Render ``out/index.html`` and one page per paper from the cells under ``results``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    experiments = registry.all_experiments()
+    cells = [c for c in store.load_cells(results) if c["profile"] == profile]
+    frame = store.frame(cells)
+    papers = {p.id: p for p in _paper_files(experiments.values(), papers_root)}
+    paper_ids = sorted(set(papers) | {e.paper for e in experiments.values()})
+    summary = []
+    for pid in paper_ids:
+        paper = papers.get(pid)
+        exps = [e for e in experiments.values() if e.paper == pid]
+        pframe = frame[frame.paper == pid] if not frame.empty else frame
+        verdicts = claims_mod.judge_all(paper, frame, profile=profile) if paper else []
+        sections = []
+        for exp in exps:
+            eframe = frame[frame.experiment == exp.id]
+            ecells = [c for c in cells if c["experiment"] == exp.id]
+            tables = list(dict.fromkeys(
+                [t.table for t in (paper.tables if paper else ()) if t.experiment == exp.id]
+                + list(eframe.table.dropna().unique())))
+            ptables = {t.table: t for t in (paper.tables if paper else ()) if t.experiment == exp.id}
+            sections.append({
+                "exp": exp, "protocol": exp.protocol,
+                "tables": [{"name": t, "caption": ptables[t].caption if t in ptables else "",
+                            "source": ptables[t].source if t in ptables else "",
+                            "lines": table_lines(t, ptables.get(t), eframe, profile)} for t in tables],
+                "plots": _save_plots(exp, eframe, out / pid),
+                "failures": [c for c in ecells if c["status"] == "failed"],
+                "n_cells": len(exp.cells(profile)), "n_done": sum(c["status"] == "ok" for c in ecells),
+            })
+        counts = defaultdict(int)
+        for v in verdicts:
+            counts[v.verdict] += 1
+        page = f"{pid}.html"
+        (out / page).write_text(env.get_template("paper.html.j2").render(
+            paper=paper, pid=pid, profile=profile, sections=sections, verdicts=verdicts,
+            provenance=_provenance([c for c in cells if c["experiment"] in {e.id for e in exps}]),
+        ))
+        summary.append({
+            "id": pid, "title": paper.title if paper else pid, "page": page,
+            "tables_done": sum(1 for s in sections if s["n_done"]), "tables": len(sections),
+            "claims": len(verdicts), "reproduced": counts[claims_mod.REPRODUCED],
+            "within_noise": counts[claims_mod.WITHIN_NOISE], "not_reproduced": counts[claims_mod.NOT_REPRODUCED],
+            "not_run": counts[claims_mod.NOT_RUN],
+            "failures": sum(len(s["failures"]) for s in sections), "rows": len(pframe),
+        })
+    index = out / "index.html"
+    index.write_text(env.get_template("index.html.j2").render(papers=summary, profile=profile))
+    return index
+
+
+def _paper_files(experiments, papers_root: Path | None) -> list[claims_mod.Paper]:
+    """``paper.yaml`` beside each registered experiment's module (or under ``papers_root``)."""
+    if papers_root is not None:
+        return claims_mod.find_papers(Path(papers_root))
+    folders = set()
+    for exp in experiments:
+        spec = importlib.util.find_spec(exp.module)
+        if spec is not None and spec.origin:
+            folders.add(Path(spec.origin).parent)
+    return [claims_mod.load_paper(f / "paper.yaml") for f in sorted(folders) if (f / "paper.yaml").is_file()]
+
+
+__all__ = ["build"]

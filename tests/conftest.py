@@ -1,0 +1,52 @@
+"""Shared test fixtures.
+
+The real dataset samples live in ``../shared/data`` beside the repository root (or in the
+folder named by ``ENERGYBENCH_SHARED_DATA``). They are never copied into the repository;
+tests that need them skip with a reason where they are absent (a user's fresh machine).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    return Path(os.environ.get("ENERGYBENCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data():
+    """Return a function ``shared_data("bsds500")`` giving that sample folder, or skipping."""
+
+    def locate(name: str) -> Path:
+        path = shared_data_root() / name
+        if not path.is_dir():
+            pytest.skip(f"real data sample {name!r} not found at {path} (set ENERGYBENCH_SHARED_DATA)")
+        return path
+
+    return locate
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow")
+    config.addinivalue_line("markers", "gpu: needs CUDA, skipped when torch.cuda is unavailable")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
