@@ -52,7 +52,27 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("path", type=Path)
     add.add_argument("--as", dest="as_id", required=True, help="dataset id")
     add.add_argument("--link", action="store_true", help="symlink instead of copying")
+    bench = verbs.add_parser("bench", help="speed benchmarks against peers (benchmarks/bench_NAME.py)")
+    bench.add_argument("name", help="tv, boundary, graphcut, crf, ...")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark script")
     return parser
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def cmd_bench(args) -> int:
+    """Run ``benchmarks/bench_<name>.py`` (a checkout's folder: benchmarks are not installed)."""
+    import runpy
+
+    script = BENCHMARKS / f"bench_{args.name}.py"
+    if not script.is_file():
+        known = sorted(p.stem.removeprefix("bench_") for p in BENCHMARKS.glob("bench_*.py"))
+        raise registry.UnknownIdError(f"unknown benchmark {args.name!r}{registry.suggest(args.name, known)} "
+                                      f"(known: {', '.join(known) or 'none'}; looked in {BENCHMARKS})")
+    sys.argv = [str(script), *args.args]
+    runpy.run_path(str(script), run_name="__main__")
+    return EXIT_OK
 
 
 def cmd_list(_args) -> int:
@@ -133,7 +153,7 @@ def cmd_data(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "run": _run, "report": cmd_report, "reproduce": cmd_reproduce,
-            "info": cmd_info, "data": cmd_data}
+            "info": cmd_info, "data": cmd_data, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,3 +50,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_root(tmp_path_factory):
+    """Datasets that a test run generates go to a temporary folder, never into the checkout's data/."""
+    if os.environ.get("ENERGYBENCH_DATA"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENERGYBENCH_DATA", str(tmp_path_factory.mktemp("energybench-data")))
+        patch.setenv("ENERGYBENCH_CACHE", str(tmp_path_factory.mktemp("energybench-cache")))
+        yield

@@ -74,6 +74,34 @@ def _data_versions(dataset_ids: list[str]) -> dict[str, str]:
     return {d: data_registry.version(d) for d in dataset_ids}
 
 
+def ensure_generated(experiments: list[registry.Experiment], options: Options) -> list[str]:
+    """Build the generated datasets the cells declare and that are absent (a fresh clone has none).
+
+    They are written deterministically into the first data root (``ENERGYBENCH_DATA`` when set,
+    else ``data/``) at the smoke sizes for a smoke run and the mini sizes otherwise, and are not
+    recorded with DVC here: ``energybench data build`` records the whole folder.
+    """
+    wanted = {d for exp in experiments for cell in exp.cells(options.profile)
+              for d in exp.dataset_ids(cell, options.profile)}
+    if not wanted:
+        return []
+    from suite.data import manage
+    from suite.data import registry as data_registry
+
+    missing = []
+    for dataset_id in sorted(wanted):
+        if data_registry.get(dataset_id).kind != "generated":
+            continue
+        try:
+            data_registry.locate(dataset_id)
+        except FileNotFoundError:
+            missing.append(dataset_id)
+    if missing:
+        manage.build(profile="smoke" if options.profile == "smoke" else "mini", root=data_registry.data_roots()[0],
+                     datasets=missing, record=False, progress=options.progress)
+    return missing
+
+
 def plan(experiments: list[registry.Experiment], options: Options) -> list[Task]:
     device = resolve_device(options.device)
     dclass = provenance.device_class(device)
@@ -171,6 +199,7 @@ def _tally(summary: Summary, task: Task, status: str) -> None:
 
 def run(experiments: list[registry.Experiment], options: Options) -> Summary:
     """Run every cell of ``experiments``; finished cells are skipped unless ``options.force``."""
+    ensure_generated(experiments, options)
     tasks = plan(experiments, options)
     summary = Summary()
     todo = [t for t in tasks if options.force or not is_done(store.cell_path(options.results, t.key))]

@@ -1,0 +1,271 @@
+"""Edges, smoothing and denoising images: BSDS500 ``.mat`` ground truth (several annotators),
+BIPED, MDBD (Multicue), the edge-preserving smoothing benchmark of Zhu et al., and the
+denoising test sets (CBSD68, Kodak24, McMaster, Set12) with KAIR-protocol noise."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ._common import (
+    LayoutError,
+    LazySequence,
+    MalformedFileError,
+    PathLike,
+    read_image,
+    sorted_glob,
+)
+from .segmentation import IMAGE_EXTENSIONS, find_image
+
+MAT_HEADER = b"MATLAB 5.0 MAT-file, written by energybench (deterministic header)"
+
+
+def read_bsds_gt(path: PathLike) -> list[dict]:
+    """Read a BSDS500 ground-truth ``.mat``: cell ``groundTruth{k}`` of structs with
+    ``Segmentation`` (uint16 region labels, 1-based) and ``Boundaries`` (logical).
+
+    Returns:
+        one dict per annotator: ``segmentation`` (H, W) uint16, ``boundaries`` (H, W) bool.
+
+    Raises:
+        MalformedFileError: not a MAT file, no ``groundTruth`` cell, or inconsistent shapes.
+    """
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"BSDS ground truth not found: {path}")
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+    if "groundTruth" not in mat:
+        raise MalformedFileError(path, f"no 'groundTruth' cell; found {[k for k in mat if not k.startswith('__')]}")
+    cell = mat["groundTruth"]
+    annotators = []
+    for index, entry in enumerate(cell.ravel()):
+        try:
+            segmentation = np.asarray(entry["Segmentation"][0, 0])
+            boundaries = np.asarray(entry["Boundaries"][0, 0])
+        except (ValueError, IndexError, KeyError, TypeError) as error:
+            raise MalformedFileError(path, f"groundTruth{{{index + 1}}} lacks Segmentation/Boundaries") from error
+        if segmentation.ndim != 2 or segmentation.shape != boundaries.shape:
+            raise MalformedFileError(
+                path, f"groundTruth{{{index + 1}}}: Segmentation {segmentation.shape} and Boundaries "
+                f"{boundaries.shape} must be equal 2-D shapes")
+        annotators.append({"segmentation": segmentation.astype(np.uint16), "boundaries": boundaries.astype(bool)})
+    if not annotators:
+        raise MalformedFileError(path, "groundTruth cell is empty")
+    return annotators
+
+
+def savemat_deterministic(path: PathLike, variables: dict) -> None:
+    """``scipy.io.savemat`` with a fixed header (scipy writes the creation time into it)."""
+    import scipy.io
+
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables, do_compression=True, oned_as="row")
+    data = bytearray(buffer.getvalue())
+    data[:116] = MAT_HEADER.ljust(116, b" ")
+    Path(path).write_bytes(bytes(data))
+
+
+def write_bsds_gt(path: PathLike, annotators: list[dict]) -> None:
+    """Write BSDS-style ground truth (``groundTruth`` cell of Segmentation/Boundaries structs)."""
+    cell = np.empty((1, len(annotators)), dtype=object)
+    for index, annotator in enumerate(annotators):
+        cell[0, index] = {
+            "Segmentation": np.asarray(annotator["segmentation"], np.uint16),
+            "Boundaries": np.asarray(annotator["boundaries"], bool),
+        }
+    savemat_deterministic(path, {"groundTruth": cell})
+
+
+def segmentation_boundaries(segmentation: np.ndarray) -> np.ndarray:
+    """Thin boundaries of a label map: a pixel whose right or lower neighbour has another label."""
+    boundaries = np.zeros(segmentation.shape, bool)
+    boundaries[:, :-1] |= segmentation[:, :-1] != segmentation[:, 1:]
+    boundaries[:-1, :] |= segmentation[:-1, :] != segmentation[1:, :]
+    return boundaries
+
+
+class BSDS500(LazySequence):
+    """BSDS500: ``data/images/<split>/<id>.jpg`` and ``data/groundTruth/<split>/<id>.mat``;
+    also the benchmark's small set ``bench/data/{images,groundTruth}`` (``split='bench'``).
+    The generated ``mini-edges`` set uses this layout with PNG images."""
+
+    layout = "data/images/{train,val,test}/<id>.jpg, data/groundTruth/{train,val,test}/<id>.mat"
+
+    def __init__(self, root: PathLike, *, split: str = "test"):
+        super().__init__(root)
+        if split == "bench":
+            images, truths = self.root / "bench/data/images", self.root / "bench/data/groundTruth"
+        else:
+            images, truths = self.root / "data/images" / split, self.root / "data/groundTruth" / split
+        for truth in sorted_glob(truths, "*.mat"):
+            image = find_image(images, truth.stem)
+            if image is not None:
+                self.items.append((truth.stem, image, truth))
+        self._require_items(f"{split} images with groundTruth .mat")
+
+    def load(self, item):
+        name, image, truth = item
+        return {"name": name, "image": read_image(image), "ground_truth": read_bsds_gt(truth)}
+
+
+def read_edge_map(path: PathLike) -> np.ndarray:
+    """A greyscale edge map (PNG 0..255) as float32 in [0, 1]."""
+    array = read_image(path)
+    if array.ndim == 3:
+        array = array.mean(axis=2)
+    return (array.astype(np.float32) / 255.0)
+
+
+class BIPED(LazySequence):
+    """BIPED (Soria et al.): ``edges/imgs/<split>/rgbr/**/<name>.jpg`` and
+    ``edges/edge_maps/<split>/rgbr/**/<name>.png`` (one annotation per image)."""
+
+    layout = "edges/imgs/{train,test}/rgbr/[real/]<name>.jpg, edges/edge_maps/{train,test}/rgbr/[real/]<name>.png"
+
+    def __init__(self, root: PathLike, *, split: str = "test"):
+        super().__init__(root)
+        base = self.root / "BIPED" if (self.root / "BIPED" / "edges").is_dir() else self.root
+        images = base / "edges" / "imgs" / split
+        for image in sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+            relative = image.relative_to(images).with_suffix(".png")
+            edges = base / "edges" / "edge_maps" / split / relative
+            if edges.is_file():
+                self.items.append((image.stem, image, edges))
+        self._require_items(f"{split} images with edge maps")
+
+    def load(self, item):
+        name, image, edges = item
+        return {"name": name, "image": read_image(image), "edges": read_edge_map(edges)}
+
+
+class MDBD(LazySequence):
+    """MDBD / Multicue (Mély et al. 2016), layout as assumed here (not checked against a copy):
+    ``images/<name>.png`` and, per annotator k, ``ground-truth/**/<name>.<task>.<k>.png`` with
+    ``task`` 'edges' or 'boundaries'. Samples hold the list of annotator maps."""
+
+    layout = "images/<scene>_left_<frame>.png, ground-truth/**/<scene>_left_<frame>.{edges,boundaries}.<k>.png"
+
+    def __init__(self, root: PathLike, *, task: str = "boundaries"):
+        super().__init__(root)
+        if task not in ("edges", "boundaries"):
+            raise ValueError(f"task: expected 'edges' or 'boundaries', got {task!r}")
+        self.task = task
+        truths: dict[str, list[Path]] = {}
+        for truth in sorted((self.root / "ground-truth").rglob(f"*.{task}.*.png")):
+            truths.setdefault(truth.name.split(f".{task}.")[0], []).append(truth)
+        for name in sorted(truths):
+            image = find_image(self.root / "images", name)
+            if image is not None:
+                self.items.append((name, image, sorted(truths[name], key=lambda p: p.name)))
+        self._require_items(f"images with {task} annotations")
+
+    def load(self, item):
+        name, image, truths = item
+        return {"name": name, "image": read_image(image), "annotations": [read_edge_map(t) > 0.5 for t in truths]}
+
+
+def read_vote_weights(path: PathLike) -> dict[str, np.ndarray]:
+    """Vote weights of the smoothing benchmark: lines ``<id> w1 w2 ... wK`` (normalized to sum 1)."""
+    weights = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        parts = line.replace(",", " ").split()
+        if not parts:
+            continue
+        try:
+            values = np.array([float(v) for v in parts[1:]])
+        except ValueError as error:
+            raise MalformedFileError(path, f"line {number}: weights must be numbers: {line!r}") from error
+        if values.size == 0 or (values < 0).any() or values.sum() <= 0:
+            raise MalformedFileError(path, f"line {number}: need non-negative weights with a positive sum")
+        weights[parts[0]] = values / values.sum()
+    return weights
+
+
+class EPSBenchmark(LazySequence):
+    """The edge-preserving smoothing benchmark of Zhu et al. (2019): each image has several
+    ground-truth smoothings (5) chosen by vote, with vote weights used by WRMSE/WMAE.
+    Layout as assumed here (not checked against a copy): ``<split>/images/<id>.png``,
+    ``<split>/groundtruth/<id>_<k>.png`` (k = 1..5), ``<split>/weights.txt``."""
+
+    layout = "<split>/images/<id>.png, <split>/groundtruth/<id>_<k>.png (k=1..5), <split>/weights.txt ('<id> w1 .. w5')"
+
+    def __init__(self, root: PathLike, *, split: str = "test"):
+        super().__init__(root)
+        base = self.root / split
+        weights_file = base / "weights.txt"
+        if not weights_file.is_file():
+            raise LayoutError(self.root, f"{weights_file} not found", self.layout)
+        self.weights = read_vote_weights(weights_file)
+        for image in sorted_glob(base / "images", "*"):
+            truths = sorted(sorted_glob(base / "groundtruth", f"{image.stem}_*.png"),
+                            key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+            if truths:
+                self.items.append((image.stem, image, truths))
+        self._require_items(f"{split} images with ground truths")
+
+    def load(self, item):
+        name, image, truths = item
+        if name not in self.weights:
+            raise MalformedFileError(self.root / "weights.txt", f"no vote weights for image {name!r}")
+        weights = self.weights[name]
+        if len(weights) != len(truths):
+            raise MalformedFileError(self.root, f"{name}: {len(truths)} ground truths but {len(weights)} weights")
+        return {"name": name, "image": read_image(image), "ground_truths": [read_image(t) for t in truths],
+                "weights": weights}
+
+
+def kair_noisy(clean: np.ndarray, sigma: float, *, seed: int = 0) -> np.ndarray:
+    """Add white Gaussian noise following the KAIR test protocol.
+
+    ``x = uint8 / 255`` as float32, reseed NumPy with ``seed`` for each image, then
+    ``x += normal(0, sigma / 255, x.shape)``; the noisy input is **not** clipped.
+
+    Returns:
+        float32 array of the input's shape, values around [0, 1].
+    """
+    clean = np.asarray(clean)
+    if clean.dtype != np.uint8:
+        raise ValueError(f"clean: expected a uint8 image, got {clean.dtype}")
+    noisy = clean.astype(np.float32) / 255.0
+    noisy += np.random.RandomState(seed).normal(0, sigma / 255.0, noisy.shape)
+    return noisy
+
+
+class DenoisingSet(LazySequence):
+    """A folder of clean test images (CBSD68, Kodak24, McMaster, Set12, or the generated
+    ``mini-denoise/clean``). With ``sigma`` set, each sample also holds the noisy input: read
+    from ``noisy/sigma<s>/<name>.npy`` when stored there, else made by :func:`kair_noisy`."""
+
+    layout = "<name>.png|tif|bmp (or clean/<name>.png with noisy/sigma<s>/<name>.npy)"
+
+    def __init__(self, root: PathLike, *, sigma: float | None = None, grey: bool = False, seed: int = 0):
+        super().__init__(root)
+        folder = self.root / "clean" if (self.root / "clean").is_dir() else self.root
+        self.folder, self.sigma, self.grey, self.seed = folder, sigma, grey, seed
+        self.items = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        self._require_items("images")
+
+    def load(self, path: Path):
+        clean = read_image(path, grey=self.grey)
+        sample = {"name": path.stem, "clean": clean}
+        if self.sigma is not None:
+            stored = self.root / "noisy" / f"sigma{self.sigma:g}" / f"{path.stem}.npy"
+            if stored.is_file():
+                try:
+                    noisy = np.load(stored, allow_pickle=False)
+                except (ValueError, OSError) as error:
+                    raise MalformedFileError(stored, f"not a readable .npy ({error})") from error
+                if noisy.shape != clean.shape or noisy.dtype != np.float32:
+                    raise MalformedFileError(
+                        stored, f"expected float32 {clean.shape}, got {noisy.dtype} {noisy.shape}")
+            else:
+                noisy = kair_noisy(clean, self.sigma, seed=self.seed)
+            sample["noisy"] = noisy
+            sample["sigma"] = self.sigma
+        return sample
