@@ -1,0 +1,505 @@
+"""Table 1 of Toso et al. (NeurIPS 2019): tracker fusion by a learned sum of RBFs (a re-implementation:
+there is no public code and the supplement with the exact model is unavailable).
+
+Model (Sec. 4 as read here). Every candidate tracker k gives a box per frame; its two corners
+(top-left, bottom-right) are predicted independently, each as the minimiser of
+
+    E(p) = -sum_k a_k(t) exp(-||p - c_k||^2 / (2 s_{k,corner}^2)),     a_k(t) = exp(alpha_k + beta_k t / 100)
+
+where c_k is tracker k's corner after a learned scale correction of its box about its centre
+(width and height factors exp(g_k)), s_{k,corner} a learned width per tracker and corner, and t the
+frame index since the tracker's initialisation (temporal weights discount drifting trackers).
+Coordinates are normalised per frame by the median candidate centre and size (taken from the
+candidates, never from the ground truth). L-BFGS starts from the lowest-energy corrected
+candidate, followed by one damped Newton step; the loss is the L1 distance of the two corners to
+the ground truth; Adam (lr 0.02) on mini-batches of frames; gradients through the minimiser by the
+damped implicit gradient (lambda = 0.1, row "Our fusion (damped)") or the undamped one
+(lambda = 0, row "Samuel et al. [1] (undamped)"; when training fails -- a minimisation error, a
+non-finite weight, or a final training loss above the initial one -- the row records "did not
+converge" instead of a number). Implicit gradients are batched over all frames of a mini-batch.
+
+Metric: the VOT region overlap (IoU in pixels inside the image, ``metrics.tracking.overlap``),
+averaged over the test frames (``average_overlap`` with no burn-in, i.e. the frame-weighted
+mean). Splits (about 2/3 train, 1/3 test): column "frames assigned at random" (each frame
+independently) and "sequences assigned at random" (whole sequences). Baselines: the mean and the
+median of the candidates' corners, and the five best single trackers on the test frames (rows
+"Tracker #1".."#5", as the paper ranks VOT2018 entries on its test partitions).
+
+Data. Table "Table 1" at smoke/mini: generated box tracks (smooth random motion and scale change in
+a 640 x 480 image) with simulated trackers that keep their character across sequences: noise
+level (2-25% of the box size), a scale bias (most underestimate the size), random-walk drift,
+occasional failures after which the tracker stays on a wrong location (no re-initialisation).
+Table "Table 1 (OTB ground truth)": the same simulated trackers around the real OTB ground-truth
+tracks (dataset ``otb``; image size from the first frame). Table "Table 1" at full: VOT2018 with
+the archived results of its entries (dataset ``vot2018`` with ``results/<tracker>/unsupervised/
+<seq>/<seq>_001.txt``, VOT toolkit layout; VOT polygons reduced to their bounding boxes). The
+numbers at smoke/mini are ours on simulated candidates: only the orderings are judged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.tracking import average_overlap, overlap
+from suite.harness import experiment
+from suite.solvers.implicit import ArgminError, argmin
+
+from .common import DAMPED, METHOD_LAMBDA, UNDAMPED, single_thread
+
+TABLE = "Table 1"
+TABLE_OTB = "Table 1 (OTB ground truth)"
+FRAMES, SEQUENCES = "frames", "sequences"
+COLUMN = {FRAMES: "frames assigned at random", SEQUENCES: "sequences assigned at random"}
+ROW_MEAN, ROW_MEDIAN = "Mean fusion", "Median fusion"
+ROW_OURS, ROW_SAMUEL, ROW_INIT = "Our fusion (damped)", "Samuel et al. [1] (undamped)", "Our fusion (before training)"
+ROW_METHOD = {DAMPED: ROW_OURS, UNDAMPED: ROW_SAMUEL}
+TOP = 5
+METRIC = "IoU"
+
+PROFILES = {
+    "smoke": {"sequences": 3, "length": [30, 40], "trackers": 8, "steps": 8, "batch": 64, "lr": 0.02,
+              "data": ["generated"], "seeds": [0]},
+    "mini": {"sequences": 12, "length": [80, 140], "trackers": 24, "steps": 100, "batch": 192, "lr": 0.02,
+             "data": ["generated", "otb"], "seeds": [0]},
+    "full": {"sequences": 60, "length": [100, 300], "trackers": 72, "steps": 1000, "batch": 512, "lr": 0.02,
+             "data": ["vot2018", "otb"], "seeds": [0, 1, 2]},
+}
+
+
+@dataclass
+class TrackSet:
+    """Ground truth and candidates of several sequences (boxes as x, y, w, h in pixels).
+
+    Attributes:
+        names: sequence names.
+        gt: per sequence ``(T, 4)``.
+        candidates: per sequence ``(T, K, 4)``.
+        bounds: per sequence image ``(width, height)``.
+        trackers: the K tracker names.
+    """
+
+    names: list
+    gt: list
+    candidates: list
+    bounds: list
+    trackers: list
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def generate_tracks(n_sequences: int, *, length: tuple[int, int], rng: np.random.Generator,
+                    bounds: tuple[int, int] = (640, 480)) -> tuple[list, list]:
+    """Smooth random box tracks inside ``bounds``: ``(gt list of (T, 4), names)``."""
+    width, height = bounds
+    tracks, names = [], []
+    for i in range(n_sequences):
+        n = int(rng.integers(length[0], length[1] + 1))
+        size = rng.uniform(30, 110)
+        aspect = rng.uniform(0.5, 2.0)
+        w, h = size * math.sqrt(aspect), size / math.sqrt(aspect)
+        cx, cy = rng.uniform(w, width - w), rng.uniform(h, height - h)
+        vx, vy, log_scale = rng.normal(0, 2), rng.normal(0, 2), 0.0
+        boxes = []
+        for _ in range(n):
+            vx = 0.95 * vx + rng.normal(0, 0.8)
+            vy = 0.95 * vy + rng.normal(0, 0.8)
+            log_scale = 0.98 * log_scale + rng.normal(0, 0.015)
+            cx, cy = cx + vx, cy + vy
+            sw, sh = w * math.exp(log_scale), h * math.exp(log_scale)
+            if not sw / 2 < cx < width - sw / 2:
+                vx = -vx
+                cx = min(max(cx, sw / 2 + 1), width - sw / 2 - 1)
+            if not sh / 2 < cy < height - sh / 2:
+                vy = -vy
+                cy = min(max(cy, sh / 2 + 1), height - sh / 2 - 1)
+            boxes.append([cx - sw / 2, cy - sh / 2, sw, sh])
+        tracks.append(np.asarray(boxes))
+        names.append(f"gen-{i:02d}")
+    return tracks, names
+
+
+def tracker_profiles(n_trackers: int, *, rng: np.random.Generator) -> list[dict]:
+    """Characters of the simulated trackers (fixed across sequences).
+
+    A weakness q ~ U[0, 1] per tracker sets all its faults together, as on VOT where a few entries
+    are good and many are poor: jitter 2-32% of the box size, a scale bias that grows with q (the
+    poor ones underestimate the size), random-walk drift and a failure rate.
+    """
+    profiles = []
+    for _ in range(n_trackers):
+        q = float(rng.uniform(0.0, 1.0))
+        profiles.append({
+            "noise": 0.02 + 0.30 * q,
+            "scale": float(np.exp(rng.normal(-0.35 * q, 0.06))),
+            "drift": 0.02 * q,
+            "failure": 0.012 * q,
+        })
+    return profiles
+
+
+def simulate_trackers(gt: np.ndarray, profiles: list[dict], *, rng: np.random.Generator) -> np.ndarray:
+    """Candidate boxes ``(T, K, 4)`` of the simulated trackers on one ground-truth track."""
+    n = len(gt)
+    out = np.empty((n, len(profiles), 4))
+    centre = gt[:, :2] + gt[:, 2:] / 2
+    size = np.sqrt(np.maximum(gt[:, 2] * gt[:, 3], 1.0))
+    for k, p in enumerate(profiles):
+        drift = np.cumsum(rng.normal(0, p["drift"], (n, 2)), axis=0) * size[:, None]
+        jitter = rng.normal(0, p["noise"], (n, 2)) * size[:, None]
+        wh = gt[:, 2:] * p["scale"] * np.exp(rng.normal(0, p["noise"] / 2, (n, 2)))
+        c = centre + drift + jitter
+        failed = np.flatnonzero(rng.random(n) < p["failure"])
+        failed = failed[failed > 0]
+        if failed.size:  # stays on a wrong location, following it loosely
+            start = failed[0]
+            angle = rng.uniform(0, 2 * math.pi)
+            offset = rng.uniform(1.0, 3.0) * size[start] * np.array([math.cos(angle), math.sin(angle)])
+            c[start:] = c[start] + offset + 0.3 * (centre[start:] - centre[start])
+        c[0], wh[0] = centre[0], gt[0, 2:]  # every tracker is initialised on the ground truth
+        out[:, k, :2] = c - wh / 2
+        out[:, k, 2:] = wh
+    return out
+
+
+def simulated_set(gt_tracks: list, names: list, bounds: list, *, n_trackers: int, seed: int) -> TrackSet:
+    rng = np.random.default_rng(seed)
+    profiles = tracker_profiles(n_trackers, rng=rng)
+    candidates = [simulate_trackers(g, profiles, rng=rng) for g in gt_tracks]
+    return TrackSet(list(names), [np.asarray(g, float) for g in gt_tracks], candidates, list(bounds),
+                    [f"sim-{k:02d}" for k in range(n_trackers)])
+
+
+def otb_set(root: Path, *, n_trackers: int, seed: int) -> TrackSet:
+    """Simulated trackers around the real OTB ground truths (``suite.data.readers.OTB``)."""
+    from suite.data.readers import OTB
+
+    dataset = OTB(root)
+    gts, names, bounds = [], [], []
+    for sample in dataset:
+        boxes = np.asarray(sample["boxes"], float)
+        boxes[:, :2] -= 1.0  # OTB stores 1-based corners
+        first = np.asarray(sample["images"][0])
+        gts.append(boxes)
+        names.append(sample["name"])
+        bounds.append((int(first.shape[1]), int(first.shape[0])))
+    return simulated_set(gts, names, bounds, n_trackers=n_trackers, seed=seed)
+
+
+def _vot_results_root(root: Path) -> Path | None:
+    for candidate in (root / "results", root.parent / "vot2018-results"):
+        if candidate.is_dir() and any(candidate.iterdir()):
+            return candidate
+    return None
+
+
+def _read_vot_result(path: Path, n: int) -> np.ndarray:
+    """One tracker's VOT result file: a region per line (polygon or rectangle); lines of one number
+    (1 = initialisation, 0 = not reported) repeat the previous box."""
+    boxes = np.full((n, 4), np.nan)
+    previous = None
+    for i, line in enumerate(path.read_text().splitlines()[:n]):
+        values = [float(v) for v in line.replace(",", " ").split()]
+        if len(values) == 4:
+            previous = np.array(values)
+        elif len(values) >= 6:
+            xs, ys = values[0::2], values[1::2]
+            previous = np.array([min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)])
+        if previous is not None:
+            boxes[i] = previous
+    return boxes
+
+
+def vot_set(root: Path) -> TrackSet:
+    """VOT2018 ground truth with the archived results of its entries."""
+    from suite.data.readers import VOT
+
+    results = _vot_results_root(root)
+    if results is None:
+        raise FileNotFoundError(
+            f"VOT2018 archived tracker results not found under {root / 'results'} (expected "
+            "results/<tracker>/unsupervised/<seq>/<seq>_001.txt as the VOT toolkit writes them)")
+    trackers = sorted(p.name for p in results.iterdir() if p.is_dir())
+    dataset = VOT(root)
+    gts, names, bounds, candidates = [], [], [], []
+    for sample in dataset:
+        name, gt = sample["name"], np.asarray(sample["boxes"], float)
+        first = np.asarray(sample["images"][0])
+        per_tracker = []
+        for tracker in trackers:
+            files = sorted((results / tracker).glob(f"*/{name}/{name}_001.txt"))
+            boxes = _read_vot_result(files[0], len(gt)) if files else np.full((len(gt), 4), np.nan)
+            boxes[0] = gt[0]
+            # a frame a tracker did not report: its previous box (or the first ground truth)
+            for i in range(1, len(boxes)):
+                if np.isnan(boxes[i]).any():
+                    boxes[i] = boxes[i - 1]
+            per_tracker.append(boxes)
+        gts.append(gt)
+        names.append(name)
+        bounds.append((int(first.shape[1]), int(first.shape[0])))
+        candidates.append(np.stack(per_tracker, 1))
+    return TrackSet(names, gts, candidates, bounds, trackers)
+
+
+# ------------------------------------------------------------------------------- model
+
+
+def to_corners(boxes: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` x, y, w, h -> ``(..., 2, 2)`` [[x1, y1], [x2, y2]]."""
+    xy, wh = boxes[..., :2], boxes[..., 2:]
+    return torch.stack([xy, xy + wh], -2)
+
+
+def corners_to_boxes(corners: torch.Tensor) -> torch.Tensor:
+    """``(..., 2, 2)`` corners -> ``(..., 4)`` x, y, w, h (width/height of swapped corners clamp to 0)."""
+    lo, hi = corners[..., 0, :], corners[..., 1, :]
+    return torch.cat([lo, (hi - lo).clamp_min(0.0)], -1)
+
+
+@dataclass
+class Frames:
+    """Flattened frames of a track set (all float64 tensors).
+
+    candidates ``(F, K, 4)`` pixels; gt ``(F, 4)``; time ``(F,)`` frame index since initialisation;
+    centre ``(F, 2)`` and size ``(F,)`` the per-frame normalisation (median of the candidates);
+    sequence ``(F,)`` sequence index.
+    """
+
+    candidates: torch.Tensor
+    gt: torch.Tensor
+    time: torch.Tensor
+    centre: torch.Tensor
+    size: torch.Tensor
+    sequence: torch.Tensor
+
+    def take(self, index) -> "Frames":
+        return Frames(*(getattr(self, f)[index] for f in ("candidates", "gt", "time", "centre", "size", "sequence")))
+
+
+def flatten(tracks: TrackSet) -> Frames:
+    cand = torch.from_numpy(np.concatenate(tracks.candidates)).double()
+    gt = torch.from_numpy(np.concatenate(tracks.gt)).double()
+    time = torch.from_numpy(np.concatenate([np.arange(len(g)) for g in tracks.gt])).double()
+    seq = torch.from_numpy(np.concatenate([np.full(len(g), i) for i, g in enumerate(tracks.gt)]))
+    centres = cand[..., :2] + cand[..., 2:] / 2
+    centre = centres.median(dim=1).values
+    size = (cand[..., 2].clamp_min(1) * cand[..., 3].clamp_min(1)).sqrt().median(dim=1).values
+    return Frames(cand, gt, time, centre, size, seq)
+
+
+class FusionModel(torch.nn.Module):
+    """Per-tracker widths, temporal weights and scale corrections of the RBF fusion energy."""
+
+    def __init__(self, n_trackers: int, *, width: float = 0.3):
+        super().__init__()
+        dt = torch.float64
+        self.log_width = torch.nn.Parameter(torch.full((n_trackers, 2), math.log(width), dtype=dt))
+        self.alpha = torch.nn.Parameter(torch.zeros(n_trackers, dtype=dt))
+        self.beta = torch.nn.Parameter(torch.zeros(n_trackers, dtype=dt))
+        self.log_scale = torch.nn.Parameter(torch.zeros(n_trackers, 2, dtype=dt))
+
+    def terms(self, frames: Frames) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised corrected corners ``(2F, K, 2)``, weights ``(2F, K)``, widths ``(2F, K)``;
+        problem ``2f`` is frame f's top-left corner and ``2f + 1`` its bottom-right corner."""
+        cand = frames.candidates
+        centre = cand[..., :2] + cand[..., 2:] / 2
+        wh = cand[..., 2:] * torch.exp(self.log_scale)
+        corners = torch.stack([centre - wh / 2, centre + wh / 2], 2)  # (F, K, 2 corners, 2)
+        norm = (corners - frames.centre[:, None, None, :]) / frames.size[:, None, None, None]
+        f, k = cand.shape[:2]
+        points = norm.permute(0, 2, 1, 3).reshape(2 * f, k, 2)
+        weight = torch.exp(self.alpha + self.beta * frames.time[:, None] / 100.0)  # (F, K)
+        weight = weight.repeat_interleave(2, dim=0)
+        width = torch.exp(self.log_width).T.repeat(f, 1)  # (2F, K): corner 0, corner 1, ...
+        return points, weight, width
+
+
+def fusion_energy(p: torch.Tensor, points: torch.Tensor, weight: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """E(p) = -sum_k weight_k exp(-||p - points_k||^2 / (2 width_k^2)); p ``(..., P, 2)`` -> ``(..., P)``."""
+    d2 = ((p.unsqueeze(-2) - points) ** 2).sum(-1)
+    return -(weight * torch.exp(-d2 / (2 * width**2))).sum(-1)
+
+
+def fuse(model: FusionModel, frames: Frames, *, lam: float, max_iter: int = 10) -> torch.Tensor:
+    """Fused corners in normalised coordinates, ``(F, 2, 2)``; differentiable through Eq. (10)."""
+    points, weight, width = model.terms(frames)
+    y = argmin(fusion_energy, points.detach(), (points, weight, width), lam=lam, max_iter=max_iter, warn=False)
+    return y.reshape(-1, 2, 2)
+
+
+def gt_corners(frames: Frames) -> torch.Tensor:
+    return (to_corners(frames.gt) - frames.centre[:, None, :]) / frames.size[:, None, None]
+
+
+def to_pixels(corners: torch.Tensor, frames: Frames) -> torch.Tensor:
+    return corners_to_boxes(corners * frames.size[:, None, None] + frames.centre[:, None, :])
+
+
+def train(frames: Frames, *, n_trackers: int, method: str, steps: int, batch: int, lr: float,
+          seed: int) -> tuple[FusionModel, dict]:
+    """Adam on the L1 corner loss; returns the model and a log (losses, failure reason)."""
+    torch.manual_seed(seed)
+    model = FusionModel(n_trackers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    target = gt_corners(frames)
+    losses, reason = [], None
+    n = len(frames.gt)
+    for _ in range(steps):
+        index = torch.randperm(n, generator=generator)[:batch]
+        part = frames.take(index)
+        try:
+            pred = fuse(model, part, lam=METHOD_LAMBDA[method])
+        except ArgminError as error:
+            reason = f"minimisation failed at step {len(losses)}: {error}"
+            break
+        loss = (pred - target[index]).abs().sum((-1, -2)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        if not torch.isfinite(grads).all():
+            reason = f"non-finite gradient at step {len(losses)}"
+            break
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            reason = f"non-finite weights after step {len(losses)}"
+            break
+    window = max(1, len(losses) // 5)
+    if reason is None and len(losses) >= 2 and np.mean(losses[-window:]) > np.mean(losses[:window]):
+        reason = f"training loss rose from {np.mean(losses[:window]):.3g} to {np.mean(losses[-window:]):.3g}"
+    return model, {"losses": losses, "reason": reason}
+
+
+def split(tracks: TrackSet, frames: Frames, how: str, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean train / test masks over the flattened frames (about 2/3 : 1/3)."""
+    rng = np.random.default_rng(seed + 1000)
+    n = len(frames.gt)
+    if how == FRAMES:
+        train_mask = torch.from_numpy(rng.random(n) < 2 / 3)
+    elif how == SEQUENCES:
+        lengths = np.array([len(g) for g in tracks.gt])
+        order = rng.permutation(len(lengths))
+        chosen, total = [], 0
+        for i in order:  # whole sequences until about 2/3 of the frames, keeping one for testing
+            if total < 2 / 3 * lengths.sum() and len(chosen) < len(lengths) - 1:
+                chosen.append(i)
+                total += lengths[i]
+        train_mask = torch.from_numpy(np.isin(frames.sequence.numpy(), chosen))
+    else:
+        raise ValueError(f"how: expected {FRAMES!r} or {SEQUENCES!r}, got {how!r}")
+    return train_mask, ~train_mask
+
+
+def mean_iou(boxes: torch.Tensor, frames: Frames, bounds: list) -> float:
+    """Frame-weighted VOT average overlap of ``boxes`` ``(F, 4)`` (no burn-in)."""
+    per_sequence = []
+    seq = frames.sequence.numpy()
+    for s in np.unique(seq):
+        mask = seq == s
+        ious = overlap(boxes[mask].detach().numpy(), frames.gt[mask].numpy(), bounds=tuple(bounds[s]))
+        per_sequence.append(ious)
+    return average_overlap(per_sequence, burnin=0)
+
+
+def evaluate(tracks: TrackSet, how: str, *, settings, seed: int, methods=(DAMPED, UNDAMPED)) -> dict:
+    """All rows of one split: {row: (IoU or None, note)}."""
+    frames = flatten(tracks)
+    train_mask, test_mask = split(tracks, frames, how, seed=seed)
+    train_frames, test = frames.take(train_mask), frames.take(test_mask)
+    rows: dict = {}
+    corners = to_corners(test.candidates)
+    rows[ROW_MEAN] = (mean_iou(corners_to_boxes(corners.mean(1)), test, tracks.bounds), None)
+    rows[ROW_MEDIAN] = (mean_iou(corners_to_boxes(corners.median(1).values), test, tracks.bounds), None)
+    singles = sorted(((mean_iou(test.candidates[:, k], test, tracks.bounds), tracks.trackers[k])
+                      for k in range(len(tracks.trackers))), reverse=True)
+    for rank, (iou, name) in enumerate(singles[:TOP], 1):
+        rows[f"Tracker #{rank}"] = (iou, f"{name} (best on the test frames)")
+    k = len(tracks.trackers)
+    with torch.no_grad():
+        rows[ROW_INIT] = (mean_iou(to_pixels(fuse(FusionModel(k), test, lam=METHOD_LAMBDA[DAMPED]), test),
+                                   test, tracks.bounds), None)
+    for method in methods:
+        model, log = train(train_frames, n_trackers=k, method=method, steps=settings["steps"],
+                           batch=settings["batch"], lr=settings["lr"], seed=seed)
+        if log["reason"] is not None:
+            rows[ROW_METHOD[method]] = (None, f"did not converge: {log['reason']}")
+            continue
+        try:
+            with torch.no_grad():
+                pred = fuse(model, test, lam=METHOD_LAMBDA[method])
+        except ArgminError as error:
+            rows[ROW_METHOD[method]] = (None, f"did not converge: test minimisation failed: {error}")
+            continue
+        rows[ROW_METHOD[method]] = (mean_iou(to_pixels(pred, test), test, tracks.bounds),
+                                    f"train L1 {log['losses'][0]:.3g} -> {log['losses'][-1]:.3g}")
+    return rows
+
+
+# ------------------------------------------------------------------------------- experiment
+
+
+def _grid(settings):
+    return [{"data": d, "split": s} for d in settings["data"] for s in (FRAMES, SEQUENCES)]
+
+
+def _datasets(cell, settings):
+    return (cell["data"],) if cell["data"] in ("otb", "vot2018") else ()
+
+
+ALL_ROWS = [f"Tracker #{i}" for i in range(1, TOP + 1)] + [ROW_MEAN, ROW_MEDIAN, ROW_SAMUEL, ROW_OURS, ROW_INIT]
+
+
+@experiment(
+    "wibergian.table1",
+    table=TABLE,
+    title="Tracker fusion: learned RBF energy vs mean/median fusion and single trackers (IoU)",
+    grid=_grid,
+    profiles=PROFILES,
+    datasets=_datasets,
+    protocol=__doc__.split("\n\n", 1)[1],
+)
+def table1(ctx, cell):
+    s = ctx.settings
+    data, how = cell["data"], cell["split"]
+    table = TABLE_OTB if data == "otb" else TABLE
+    column = COLUMN[how]
+
+    def not_run(reason):
+        for row in ALL_ROWS:
+            ctx.not_run(row=row, column=column, metric=METRIC, reason=reason, table=table)
+        return ctx.records
+
+    if data == "generated":
+        rng = np.random.default_rng(ctx.seed)
+        gts, names = generate_tracks(s["sequences"], length=tuple(s["length"]), rng=rng)
+        tracks = simulated_set(gts, names, [(640, 480)] * len(gts), n_trackers=s["trackers"], seed=ctx.seed)
+    elif data == "otb":
+        if not ctx.data.present("otb"):
+            return not_run("dataset otb not present (energybench data add /path/to/otb --as otb)")
+        tracks = otb_set(ctx.data.path("otb"), n_trackers=s["trackers"], seed=ctx.seed)
+    elif data == "vot2018":
+        if not ctx.data.present("vot2018"):
+            return not_run("dataset vot2018 not present (energybench data add /path/to/vot2018 --as vot2018, "
+                           "with the archived results of the 72 entries under results/)")
+        root = ctx.data.path("vot2018")
+        if _vot_results_root(root) is None:
+            return not_run(f"VOT2018 archived tracker results not found under {root}/results "
+                           "(results/<tracker>/unsupervised/<seq>/<seq>_001.txt)")
+        tracks = vot_set(root)
+    else:
+        raise ValueError(f"cell data: expected generated, otb or vot2018, got {data!r}")
+    with single_thread():
+        rows = evaluate(tracks, how, settings=s, seed=ctx.seed)
+    for row, (value, note) in rows.items():
+        if value is None:
+            ctx.not_run(row=row, column=column, metric=METRIC, reason=note, table=table)
+        else:
+            ctx.record(row=row, column=column, metric=METRIC, value=value, higher_is_better=True, note=note,
+                       table=table)
+    return ctx.records
