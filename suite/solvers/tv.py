@@ -7,10 +7,13 @@
 * :class:`TVProx1d`, :class:`TVProx2d`, :class:`TVLayer` -- thin modules (Eq. 3-4).
 
 The 1D forward is Condat's direct algorithm ("A Direct Algorithm for 1D Total Variation
-Denoising", IEEE SPL 2013). It is not an iterative solver: it scans the signal once (with
-restarts from the start of the current segment), decides every jump from exact comparisons
-of the running dual variable against +-lam, and writes each segment value once. The result
-is the minimiser up to floating-point rounding, not up to an iteration tolerance.
+Denoising", IEEE SPL 2013). It is not an iterative solver: it scans the signal (restarting from
+the start of the current segment after each jump, O(N) in practice, O(N^2) at worst) and
+decides every segment end and jump direction by comparing the running dual variable with
++-lam, in a finite number of steps. Each segment's value is then computed once from that
+structure by the closed form of the KKT conditions, v_k = mean_k(x) - lam (s_{k-1} - s_k) / n_k
+(s_k = sign of the jump after segment k, s_0 = s_K = 0). The result is the minimiser up to
+floating-point rounding (a few ulps of the values), not up to an iteration tolerance.
 
 Two implementations of the same algorithm produce the same numbers:
 
@@ -79,9 +82,12 @@ _NUMBA_STATE: dict[str, object] = {}
 
 
 def _condat_rows_kernel(x, lam, counts, out):  # pragma: no cover - compiled by numba
-    # Condat (2013), Fig. "direct algorithm", one signal per row. `counts[m]` is m + 1 in the
-    # signal's dtype so that every division is done in that dtype, as in the torch path.
+    # Condat (2013), the direct algorithm, one signal per row; see `_condat_torch` for the
+    # closing of segments by the closed form. `counts[m]` is m + 1 in the signal's dtype so
+    # that every division is done in that dtype, as in the torch path.
     n_rows, n = x.shape
+    one = counts[0]
+    zero = one - one
     for b in _prange(n_rows):
         lam_b = lam[b]
         if lam_b == 0:
@@ -98,71 +104,88 @@ def _condat_rows_kernel(x, lam, counts, out):  # pragma: no cover - compiled by 
         u_max = neg_lam
         v_min = x[b, 0] - lam_b
         v_max = x[b, 0] + lam_b
+        left_sign = zero
         while True:
+            u_min_next = u_min
+            u_max_next = u_max
+            # kind: 0 no jump; 1/2 negative/positive jump at the right boundary; 3 last
+            # segment; 4/5 negative/positive jump inside.
+            kind = 0
+            end = k
             if k == n - 1:
                 if u_min < 0:
-                    # v_min is too high at the right boundary: negative jump after k_minus.
-                    while k0 <= k_minus:
-                        out[b, k0] = v_min
-                        k0 += 1
-                    k = k0
-                    k_minus = k0
-                    v_min = x[b, k0]
-                    u_min = lam_b
-                    u_max = v_min + lam_b - v_max
+                    kind = 1
+                    end = k_minus
                 elif u_max > 0:
-                    while k0 <= k_plus:
-                        out[b, k0] = v_max
-                        k0 += 1
-                    k = k0
-                    k_plus = k0
-                    v_max = x[b, k0]
-                    u_max = neg_lam
-                    u_min = v_max - lam_b - v_min
+                    kind = 2
+                    end = k_plus
                 else:
-                    v_min = v_min + u_min / counts[k - k0]
-                    while k0 <= k:
-                        out[b, k0] = v_min
-                        k0 += 1
-                    break
+                    kind = 3
+            else:
+                x_next = x[b, k + 1]
+                u_min_next = u_min + x_next - v_min
+                if u_min_next < neg_lam:
+                    kind = 4
+                    end = k_minus
+                else:
+                    u_max_next = u_max + x_next - v_max
+                    if u_max_next > lam_b:
+                        kind = 5
+                        end = k_plus
+            if kind == 0:
+                k += 1
+                u_min = u_min_next
+                u_max = u_max_next
+                if u_min >= lam_b:
+                    k_minus = k
+                    v_min = v_min + (u_min - lam_b) / counts[k - k0]
+                    u_min = lam_b
+                if u_max <= neg_lam:
+                    k_plus = k
+                    v_max = v_max + (u_max + lam_b) / counts[k - k0]
+                    u_max = neg_lam
                 continue
-            x_next = x[b, k + 1]
-            u_min_next = u_min + x_next - v_min
-            if u_min_next < neg_lam:
-                while k0 <= k_minus:
-                    out[b, k0] = v_min
-                    k0 += 1
-                k = k0
+            right_sign = zero
+            if kind == 1 or kind == 4:
+                right_sign = -one
+            elif kind == 2 or kind == 5:
+                right_sign = one
+            total = x[b, k0]
+            for i in range(k0 + 1, end + 1):
+                total += x[b, i]
+            length = counts[end - k0]
+            value = total / length - lam_b * (left_sign - right_sign) / length
+            for i in range(k0, end + 1):
+                out[b, i] = value
+            if kind == 3:
+                break
+            left_sign = right_sign
+            k0 = end + 1
+            k = k0
+            x_k0 = x[b, k0]
+            if kind == 1:
+                k_minus = k0
+                v_min = x_k0
+                u_min = lam_b
+                u_max = x_k0 + lam_b - v_max
+            elif kind == 2:
+                k_plus = k0
+                v_max = x_k0
+                u_max = neg_lam
+                u_min = x_k0 - lam_b - v_min
+            elif kind == 4:
                 k_minus = k0
                 k_plus = k0
-                v_min = x[b, k0]
-                v_max = v_min + two_lam
+                v_min = x_k0
+                v_max = x_k0 + two_lam
                 u_min = lam_b
                 u_max = neg_lam
-                continue
-            u_max_next = u_max + x_next - v_max
-            if u_max_next > lam_b:
-                while k0 <= k_plus:
-                    out[b, k0] = v_max
-                    k0 += 1
-                k = k0
+            else:
                 k_minus = k0
                 k_plus = k0
-                v_max = x[b, k0]
-                v_min = v_max - two_lam
+                v_max = x_k0
+                v_min = x_k0 - two_lam
                 u_min = lam_b
-                u_max = neg_lam
-                continue
-            k += 1
-            u_min = u_min_next
-            u_max = u_max_next
-            if u_min >= lam_b:
-                k_minus = k
-                v_min = v_min + (u_min - lam_b) / counts[k - k0]
-                u_min = lam_b
-            if u_max <= neg_lam:
-                k_plus = k
-                v_max = v_max + (u_max + lam_b) / counts[k - k0]
                 u_max = neg_lam
 
 
@@ -180,6 +203,12 @@ def _numba_kernel():
     return _NUMBA_STATE["kernel"]
 
 
+# Below this many samples one thread does the whole batch: starting the parallel region costs
+# more than it saves, and far more when the cores are busy (OpenMP threads then wait at the
+# barrier for a descheduled peer, milliseconds for a microsecond problem).
+_PARALLEL_MIN_SAMPLES = 1 << 16
+
+
 def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
     kernel = _numba_kernel()
     # The one place where the CPU path leaves torch: zero-copy views of contiguous CPU tensors.
@@ -187,7 +216,18 @@ def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
     lam_np = lam.detach().contiguous().numpy()
     counts = np.arange(1, x.shape[1] + 1, dtype=x_np.dtype)
     out = np.empty_like(x_np)
-    kernel(x_np, lam_np, counts, out)
+    if x_np.size >= _PARALLEL_MIN_SAMPLES:
+        kernel(x_np, lam_np, counts, out)
+    else:
+        import numba
+
+        # numba's thread count is per calling thread, so this does not leak to other threads.
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            kernel(x_np, lam_np, counts, out)
+        finally:
+            numba.set_num_threads(threads)
     return torch.from_numpy(out)
 
 
@@ -195,17 +235,18 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
     """Condat's direct algorithm run in lockstep over the rows of ``x`` (B, N), lam (B,).
 
     Each loop turn performs one step of the sequential algorithm for every unfinished row,
-    with branch choices made by masks. A finished segment [k0, end] is recorded by writing its
-    value at column ``end`` and flagging the column; the output is filled in at the end by
-    taking, for each position, the value of the first segment end at or after it. Segments
-    are only ever closed left to right and never revisited, so this reproduces the sequential
-    output exactly.
+    with branch choices made by masks. The algorithm's running bounds v_min / v_max only serve
+    to decide where the segments end and which way each jump goes; segments are closed left
+    to right and never revisited. The values are then computed once from that structure by the
+    closed form of the KKT conditions, v_k = mean_k(x) - lam (s_{k-1} - s_k) / n_k (s_k the sign
+    of the jump after segment k, s_0 = s_K = 0): a segment sum and two divisions, so the error
+    is a few ulps of the segment's values, whatever lam (the running bounds start at x_0 -+ lam
+    and would carry an error of order eps * lam). The numba kernel does the same operations.
     """
     n_rows, n = x.shape
     device, dtype = x.device, x.dtype
     last = n - 1
     counts = torch.arange(1, n + 1, device=device, dtype=dtype)
-    columns = torch.arange(n, device=device)
     neg_lam = -lam
     two_lam = lam + lam
     k = torch.zeros(n_rows, dtype=torch.long, device=device)
@@ -216,9 +257,10 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
     u_max = neg_lam.clone()
     v_min = x[:, 0] - lam
     v_max = x[:, 0] + lam
-    # Column n is a sink for the writes of rows that close no segment in a turn.
-    values = torch.zeros(n_rows, n + 1, device=device, dtype=dtype)
+    # is_end[b, i]: a segment of row b ends at i; right_sign[b, i]: the sign of the jump after
+    # it (0 for the last segment). Column n is a sink for rows that close nothing in a turn.
     is_end = torch.zeros(n_rows, n + 1, device=device, dtype=torch.bool)
+    right_sign = torch.zeros(n_rows, n + 1, device=device, dtype=dtype)
     done = lam == 0
     sink = torch.full_like(k, n)
     turn = 0
@@ -249,13 +291,12 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
         step = active & ~at_end & ~neg_in & ~pos_in
         jump = neg | pos
 
-        # Close a segment: [k0, k_minus] at v_min, [k0, k_plus] at v_max, or [k0, k] (last).
-        final_value = v_min + u_min / counts[(k - k0).clamp_min(0)]
+        # Close a segment: [k0, k_minus] before a negative jump, [k0, k_plus] before a positive
+        # one, [k0, N-1] at the end.
         end = torch.where(neg, k_minus, torch.where(pos, k_plus, k))
-        value = torch.where(neg, v_min, torch.where(pos, v_max, final_value))
         write_at = torch.where(jump | final, end, sink).unsqueeze(1)
-        values.scatter_(1, write_at, value.unsqueeze(1))
         is_end.scatter_(1, write_at, True)
+        right_sign.scatter_(1, write_at, (pos.to(dtype) - neg.to(dtype)).unsqueeze(1))
         done = done | final
 
         # Restart after a jump at the first sample of the next segment.
@@ -294,9 +335,22 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
         u_min = torch.where(keep, u_min, new_u_min)
         u_max = torch.where(keep, u_max, new_u_max)
 
-    next_end = torch.where(is_end[:, :n], columns, n)
-    next_end = next_end.flip(1).cummin(1).values.flip(1)
-    y = values.gather(1, next_end)
+    # Segment ids unique over the batch (from 1): a segment starts at each row start and after
+    # each segment end. The last segment of a row has right sign 0, so the left sign of every
+    # segment is the right sign of the segment before it in the flat order.
+    starts = torch.ones(n_rows, n, device=device, dtype=torch.int32)
+    starts[:, 1:] = is_end[:, : n - 1]
+    segment = starts.view(-1).cumsum(0, dtype=torch.int32)
+    size = n_rows * n + 1
+    totals = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, x.reshape(-1))
+    ones = torch.ones((), device=device, dtype=dtype).expand(n_rows * n)
+    lengths = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, ones)
+    right = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, right_sign[:, :n].reshape(-1))
+    left = torch.roll(right, 1)
+    length = lengths.clamp_min(1).index_select(0, segment).view(n_rows, n)
+    mean = (totals.index_select(0, segment) / length.view(-1)).view(n_rows, n)
+    jump_term = (left - right).index_select(0, segment).view(n_rows, n)
+    y = mean - lam.unsqueeze(1) * jump_term / length
     # lam == 0 rows never ran: the prox is the identity (Eq. 5).
     return torch.where((lam == 0).unsqueeze(1), x, y)
 
@@ -319,34 +373,36 @@ def _segment_backward(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool) -> t
     With segments k = maximal runs of equal y, n_k their lengths and s_k = sign(v_{k+1} - v_k)
     (s_0 = s_K = 0), the KKT conditions give v_k = mean_k(x) - lam (s_{k-1} - s_k) / n_k.
     Locally the segments and signs are constant, so
-      dL/dx_i   = mean of dL/dy over the segment of i            (= M L^T of Eq. 8-9),
+      dL/dx_i   = m_i, the mean of dL/dy over the segment of i   (= M L^T g of Eq. 8-9),
       dL/dlam   = sum_k G_k (s_k - s_{k-1}) / n_k,  G_k = sum of dL/dy over segment k.
-    Writing m_i for the segment mean of dL/dy at i and d_i = sign(y_{i+1} - y_i) (zero inside a
-    segment), the second sum equals sum_i d_i (m_i - m_{i+1}): the last sample of segment k
-    carries s_k, the first sample of segment k+1 carries -s_k.
+    With d_i = sign(y_{i+1} - y_i) (zero inside a segment), the last sample of segment k
+    carries d = s_k and the first sample of segment k+1 follows it, so
+    dL/dlam = sum_i d_i (m_i - m_{i+1}): one pass over the samples, no per-segment bookkeeping.
     """
     n_rows, n = y.shape
     grad = grad.reshape(n_rows, n)
-    lam_zero = (lam == 0).unsqueeze(1)
     if n == 1:
         return grad, (torch.zeros_like(lam) if need_lam else None)
-    step = y[:, 1:] - y[:, :-1]
-    segment = torch.zeros(n_rows, n, dtype=torch.long, device=y.device)
-    segment[:, 1:] = torch.cumsum(step != 0, dim=1)
-    # One id per (row, segment): row offsets make segments of different rows distinct.
-    segment += torch.arange(0, n_rows * n, n, device=y.device).unsqueeze(1)
-    flat = segment.reshape(-1)
-    sums = torch.zeros(n_rows * n, dtype=grad.dtype, device=y.device).index_add_(0, flat, grad.reshape(-1))
-    sizes = torch.zeros(n_rows * n, dtype=grad.dtype, device=y.device).index_add_(
-        0, flat, torch.ones((), dtype=grad.dtype, device=y.device).expand(n_rows * n)
-    )
-    mean = (sums / sizes.clamp_min(1)).gather(0, flat).reshape(n_rows, n)
+    direction = torch.sign(y[:, 1:] - y[:, :-1])
+    # Segment ids unique over the whole batch: a new segment starts at every jump and at the
+    # first sample of every row, so one flat cumsum numbers them all (ids start at 1).
+    # int32 ids: enough for any tensor torch can index here, and the CPU cumsum is far faster.
+    starts = torch.ones(n_rows, n, dtype=torch.int32, device=y.device)
+    starts[:, 1:] = direction != 0
+    segment = starts.view(-1).cumsum(0, dtype=torch.int32)
+    size = n_rows * n + 1
+    sums = torch.zeros(size, dtype=grad.dtype, device=y.device).index_add_(0, segment, grad.reshape(-1))
+    ones = torch.ones((), dtype=grad.dtype, device=y.device).expand(n_rows * n)
+    lengths = torch.zeros(size, dtype=grad.dtype, device=y.device).index_add_(0, segment, ones)
+    mean = (sums / lengths.clamp_min(1)).index_select(0, segment).view(n_rows, n)
     grad_lam = None
     if need_lam:
-        grad_lam = (torch.sign(step) * (mean[:, :-1] - mean[:, 1:])).sum(1)
-    # lam == 0 is the identity map, whose Jacobian is the identity even where x has ties.
-    grad_x = torch.where(lam_zero, grad, mean)
-    return grad_x, grad_lam
+        grad_lam = torch.linalg.vecdot(direction, mean[:, :-1] - mean[:, 1:])
+    lam_zero = lam == 0
+    if bool(lam_zero.any()):
+        # lam == 0 is the identity map, whose Jacobian is the identity even where x has ties.
+        mean = torch.where(lam_zero.unsqueeze(1), grad, mean)
+    return mean, grad_lam
 
 
 class _TVProx1dRows(torch.autograd.Function):
@@ -378,7 +434,9 @@ def _check_x(x: object, min_dims: int, what: str) -> Tensor:
         raise ValueError(f"x must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
     if x.dtype not in _NATIVE_DTYPES + _UPCAST_DTYPES:
         raise ValueError(f"x must be float16, bfloat16, float32 or float64, got dtype {x.dtype}")
-    if x.numel() and not bool(torch.isfinite(x).all()):
+    # Any NaN or inf entry makes the sum non-finite; only when the sum is not finite (which a
+    # finite x can also cause, by overflow) is the full element-wise test needed.
+    if x.numel() and not bool(torch.isfinite(x.detach().sum())) and not bool(torch.isfinite(x).all()):
         raise ValueError("x must be finite, got NaN or inf entries")
     return x
 
