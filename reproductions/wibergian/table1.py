@@ -31,8 +31,11 @@ level (2-25% of the box size), a scale bias (most underestimate the size), rando
 occasional failures after which the tracker stays on a wrong location (no re-initialisation).
 Table "Table 1 (OTB ground truth)": the same simulated trackers around the real OTB ground-truth
 tracks (dataset ``otb``; image size from the first frame). Table "Table 1" at full: VOT2018 with
-the archived results of its entries (dataset ``vot2018`` with ``results/<tracker>/unsupervised/
-<seq>/<seq>_001.txt``, VOT toolkit layout; VOT polygons reduced to their bounding boxes). The
+the archived results of its entries (dataset ``vot2018``: ``list.txt``, ``<seq>/groundtruth.txt``, and
+``results/<tracker>/unsupervised/<seq>/<seq>_001.txt``, VOT toolkit layout, the no-reset experiment;
+see :func:`vot_set`). Polygons, of the ground truth and of the results alike, are reduced to the
+tightest axis-aligned box around their vertices; a frame without a region (a toolkit code line) keeps
+the tracker's last box; only trackers with results on every sequence are candidates. The
 numbers at smoke/mini are ours on simulated candidates: only the orderings are judged.
 """
 from __future__ import annotations
@@ -190,58 +193,123 @@ def otb_set(root: Path, *, n_trackers: int, seed: int) -> TrackSet:
     return simulated_set(gts, names, bounds, n_trackers=n_trackers, seed=seed)
 
 
-def _vot_results_root(root: Path) -> Path | None:
+VOT_EXPERIMENT = "unsupervised"  # VOT2018's no-reset experiment (the paper: no re-initialisation)
+VOT_INIT, VOT_FAILURE, VOT_SKIPPED = 1, 2, 0  # one-number lines of a VOT result file
+
+
+def vot_results_root(root: Path) -> Path | None:
+    """The folder of the archived results: ``<root>/results`` (the VOT toolkit's workspace layout,
+    ``results/<tracker>/<experiment>/<seq>/<seq>_001.txt``) or a sibling ``vot2018-results``; None when
+    neither holds anything."""
     for candidate in (root / "results", root.parent / "vot2018-results"):
         if candidate.is_dir() and any(candidate.iterdir()):
             return candidate
     return None
 
 
-def _read_vot_result(path: Path, n: int) -> np.ndarray:
-    """One tracker's VOT result file: a region per line (polygon or rectangle); lines of one number
-    (1 = initialisation, 0 = not reported) repeat the previous box."""
-    boxes = np.full((n, 4), np.nan)
-    previous = None
-    for i, line in enumerate(path.read_text().splitlines()[:n]):
-        values = [float(v) for v in line.replace(",", " ").split()]
-        if len(values) == 4:
-            previous = np.array(values)
-        elif len(values) >= 6:
-            xs, ys = values[0::2], values[1::2]
-            previous = np.array([min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)])
-        if previous is not None:
-            boxes[i] = previous
+def read_vot_result(path: Path, *, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """One tracker's VOT result file ``<seq>_001.txt``: one line per frame.
+
+    A line is a region -- a rectangle ``x,y,w,h`` or a polygon ``x1,y1,x2,y2,...`` (at least 3
+    points; VOT2018 entries write 4) -- or one number: ``1`` the initialisation frame, ``2`` a failure,
+    ``0`` a frame skipped after a failure (the toolkit's codes; in the unsupervised experiment only
+    the first line is ``1``). This is what the VOT toolkit's region parser reads (one value: a special
+    code, four: a rectangle, an even number above four: a polygon). The first toolkit (VOT2013-14)
+    wrote the codes as ``NaN,NaN,NaN,-c``; such lines are read as code ``c``. Commas, tabs or spaces
+    separate the values; ``nan`` is accepted. Polygons are reduced to the tightest axis-aligned box
+    around their vertices (x = min x_i, y = min y_i, w = max x_i - min x_i, h = max y_i - min y_i), the
+    conversion of the toolkit (``Polygon.convert(RegionType.RECTANGLE)``) and of
+    ``suite.data.readers.polygon_to_box``, which the ground truth goes through, so results and ground
+    truth stay comparable.
+
+    Args:
+        path: the result file.
+        frames: the sequence's number of frames (lines expected).
+
+    Returns:
+        boxes ``(frames, 4)`` x, y, w, h in pixels (NaN where the line is a code or has NaN), and
+        codes ``(frames,)`` int: the one-number code of the line, or -1 for a region.
+
+    Raises:
+        ValueError: not numbers, a count of values that is neither 1, 4 nor an even number >= 6, an
+            unknown code, or a number of lines other than ``frames`` (the file and line are named).
+    """
+    path = Path(path)
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) != frames:
+        raise ValueError(f"path: {path}: expected {frames} lines (one per frame), got {len(lines)}")
+    boxes = np.full((frames, 4), np.nan)
+    codes = np.full(frames, -1, dtype=int)
+    for i, line in enumerate(lines):
+        try:
+            values = [float(v) for v in line.replace(",", " ").split()]
+        except ValueError as error:
+            raise ValueError(f"path: {path}: line {i + 1}: not numbers: {line!r}") from error
+        if len(values) == 1:
+            if values[0] not in (VOT_INIT, VOT_FAILURE, VOT_SKIPPED):
+                raise ValueError(f"path: {path}: line {i + 1}: expected a region or a code 0, 1 or 2, got {line!r}")
+            codes[i] = int(values[0])
+        elif len(values) == 4 and np.isnan(values[:3]).all() and -values[3] in (VOT_INIT, VOT_FAILURE, VOT_SKIPPED):
+            codes[i] = int(-values[3])
+        elif len(values) == 4:
+            boxes[i] = values
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            xs, ys = np.asarray(values[0::2]), np.asarray(values[1::2])
+            boxes[i] = [xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()]
+        else:
+            raise ValueError(f"path: {path}: line {i + 1}: expected 1, 4 or an even number >= 6 of values, "
+                             f"got {len(values)}")
+    return boxes, codes
+
+
+def vot_candidates(path: Path, gt: np.ndarray) -> np.ndarray:
+    """A tracker's boxes on one sequence ``(T, 4)``: its regions, the ground truth on an
+    initialisation frame (and on frame 0, where every tracker starts), and on a frame without a region
+    (a code or NaN) the last box it gave."""
+    boxes, codes = read_vot_result(path, frames=len(gt))
+    init = codes == VOT_INIT
+    init[0] = True
+    boxes[init] = gt[init]
+    for i in range(1, len(boxes)):
+        if np.isnan(boxes[i]).any():
+            boxes[i] = boxes[i - 1]
     return boxes
 
 
 def vot_set(root: Path) -> TrackSet:
-    """VOT2018 ground truth with the archived results of its entries."""
+    """VOT2018 ground truth with the archived results of its entries.
+
+    Ground truth: ``suite.data.readers.VOT`` (``list.txt``, ``<seq>/groundtruth.txt`` polygons reduced to
+    their axis-aligned bounding boxes, image size from the first frame). Candidates: for every tracker
+    folder of :func:`vot_results_root` with an ``unsupervised/`` experiment,
+    ``<tracker>/unsupervised/<seq>/<seq>_001.txt`` read by :func:`vot_candidates`. Only trackers with a
+    result for every sequence are kept (a tracker without a sequence would have no candidate there).
+
+    Raises:
+        FileNotFoundError: no results folder. ValueError: a malformed result file (named), or no tracker
+            with results for every sequence.
+    """
     from suite.data.readers import VOT
 
-    results = _vot_results_root(root)
+    results = vot_results_root(root)
     if results is None:
         raise FileNotFoundError(
             f"VOT2018 archived tracker results not found under {root / 'results'} (expected "
-            "results/<tracker>/unsupervised/<seq>/<seq>_001.txt as the VOT toolkit writes them)")
-    trackers = sorted(p.name for p in results.iterdir() if p.is_dir())
+            f"results/<tracker>/{VOT_EXPERIMENT}/<seq>/<seq>_001.txt as the VOT toolkit writes them)")
     dataset = VOT(root)
+    sequences = [(sample["name"], np.asarray(sample["boxes"], float), np.asarray(sample["images"][0]).shape[:2])
+                 for sample in dataset]
+    trackers = sorted(p.name for p in results.iterdir() if (p / VOT_EXPERIMENT).is_dir()
+                      and all((p / VOT_EXPERIMENT / name / f"{name}_001.txt").is_file() for name, _, _ in sequences))
+    if not trackers:
+        raise ValueError(f"root: {results}: no tracker has {VOT_EXPERIMENT}/<seq>/<seq>_001.txt for all "
+                         f"{len(sequences)} sequences of {root / 'list.txt'}")
     gts, names, bounds, candidates = [], [], [], []
-    for sample in dataset:
-        name, gt = sample["name"], np.asarray(sample["boxes"], float)
-        first = np.asarray(sample["images"][0])
-        per_tracker = []
-        for tracker in trackers:
-            files = sorted((results / tracker).glob(f"*/{name}/{name}_001.txt"))
-            boxes = _read_vot_result(files[0], len(gt)) if files else np.full((len(gt), 4), np.nan)
-            boxes[0] = gt[0]
-            # a frame a tracker did not report: its previous box (or the first ground truth)
-            for i in range(1, len(boxes)):
-                if np.isnan(boxes[i]).any():
-                    boxes[i] = boxes[i - 1]
-            per_tracker.append(boxes)
+    for name, gt, (height, width) in sequences:
+        per_tracker = [vot_candidates(results / t / VOT_EXPERIMENT / name / f"{name}_001.txt", gt) for t in trackers]
         gts.append(gt)
         names.append(name)
-        bounds.append((int(first.shape[1]), int(first.shape[0])))
+        bounds.append((int(width), int(height)))
         candidates.append(np.stack(per_tracker, 1))
     return TrackSet(names, gts, candidates, bounds, trackers)
 
@@ -488,7 +556,7 @@ def table1(ctx, cell):
             return not_run("dataset vot2018 not present (energybench data add /path/to/vot2018 --as vot2018, "
                            "with the archived results of the 72 entries under results/)")
         root = ctx.data.path("vot2018")
-        if _vot_results_root(root) is None:
+        if vot_results_root(root) is None:
             return not_run(f"VOT2018 archived tracker results not found under {root}/results "
                            "(results/<tracker>/unsupervised/<seq>/<seq>_001.txt)")
         tracks = vot_set(root)
