@@ -1,0 +1,118 @@
+"""Profile settings shared by every ADM experiment (one training recipe, one model cache).
+
+``full`` follows the paper and its public code (``adm-seg``; see the notes of the ADM section of
+``official-code-notes.md``): crop 321, batch and solver per network, phase 1 = pCE, phase 2 =
+each regularized loss fine-tuned from the phase-1 weights; grid CRF with 8-neighbourhood,
+diagonals / sqrt(2), Boykov-Jolly sigma, lambda = 80 (``GC_POTTS``) relative to the unary
+``-log S``, 5 alpha-expansion cycles, gamma = 1.5 (``GC_CEWEIGHT``); grid GD = the public
+SparseCutLayer (negative dot product, normalised by the pair count, weight 3.5); dense GD =
+bilateral kernel sigma_xy = 100, sigma_rgb = 15, weight 1e-8 (the public weight is unset; 1e-8
+is the value of the group's related script).
+
+``mini`` transports these settings to 64 x 64 training images (the 128 x 128 mini scenes
+downscaled by two) with one a-priori rule, with ``s = 64 / 321`` the ratio of image sizes:
+lengths in pixels scale by ``s`` (sigma_xy = 100 s); weights that trade a boundary length
+against an area scale by ``s`` (lambda_ADM = 80 s, the proposals' lambda = 50 s); the dense
+loss weight keeps its ratio to the pCE gradient per pixel, ``w N sigma_xy^2`` constant, so it
+scales by ``s^-4``. Normalised terms (pCE, gamma, the grid-GD weight) are size-free and kept.
+The networks are trained from scratch with Adam (no ImageNet weights exist for them).
+"""
+from __future__ import annotations
+
+REFERENCE_CROP = 321  # the public training crop the paper's settings were chosen at
+
+
+def transported(side: int) -> dict:
+    """The public settings transported to square ``side`` x ``side`` images (module doc)."""
+    s = side / REFERENCE_CROP
+    return {
+        "adm": {"smoothness": 80.0 * s, "gamma": 1.5, "cycles": 5, "hard_constraints": False},
+        "grid_gd": {"weight": 3.5},
+        "dense_gd": {"weight": 1e-8 / s**4, "sigma_xy": 100.0 * s, "sigma_rgb": 15.0},
+        "proposals": {"smoothness": 50.0 * s, "iterations": 2},
+    }
+
+
+_MINI_COMMON = {
+    "data": "mini-masks",
+    "num_classes": 7,
+    "networks": ["mini-LargeFOV", "mini-ASPP"],
+    "table3_networks": ["mini-LargeFOV", "mini-ASPP"],
+    "figure_network": "mini-LargeFOV",
+    "crop": None,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "trimap_widths": [16, 8],
+    "processes": 2,
+    # One torch thread: on a small machine shared with other jobs, two threads that contend for
+    # the cores make each step several times slower (measured here), and ADM's cuts run in
+    # their own processes.
+    "threads": 1,
+    "weights": {},
+    "seeds": [0],
+}
+
+PROFILES = {
+    # smoke: the same code on a handful of 32 x 32 images and a few iterations (tests).
+    "smoke": {
+        **_MINI_COMMON, **transported(32),
+        "side": 32, "train_images": 8, "val_images": 4, "train_subset": 4,
+        "batch_size": 4, "phase1_iterations": 3, "phase2_iterations": 2, "full_iterations": 5,
+        "lr_phase1": 1e-3, "lr_phase2": 5e-4, "curve_every": 1, "processes": 1,
+    },
+    # mini: the generated mini-masks scenes (240 train / 60 val) at 64 x 64, on a CPU.
+    "mini": {
+        **_MINI_COMMON, **transported(64),
+        "side": 64, "train_images": None, "val_images": None, "train_subset": 60,
+        "batch_size": 8, "phase1_iterations": 200, "phase2_iterations": 80, "full_iterations": 280,
+        "lr_phase1": 1e-3, "lr_phase2": 5e-4, "curve_every": 10,
+    },
+    # full: VOC 2012 + SBD + ScribbleSup, DeepLab networks, public solver settings.
+    "full": {
+        "data": "voc", "num_classes": 21,
+        "networks": ["Deeplab-largeFOV", "Deeplab-MSc-largeFOV", "Deeplab-VGG16", "ResNet-101"],
+        "table3_networks": ["Deeplab-MSc-largeFOV", "Deeplab-VGG16", "ResNet-101"],
+        "figure_network": "Deeplab-MSc-largeFOV",
+        "side": None, "crop": 321, "train_images": None, "val_images": None, "train_subset": 1000,
+        "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
+        "batch_size": 20, "phase1_iterations": 9000, "phase2_iterations": 9000, "full_iterations": 18000,
+        "lr_phase1": 1e-3, "lr_phase2": 1e-4, "curve_every": 500,
+        # Per-network overrides of the public solver prototxts (batch, phase-2 lr, iterations).
+        "network_overrides": {
+            "Deeplab-MSc-largeFOV": {"batch_size": 30, "lr_phase2": 1e-3},
+            "Deeplab-VGG16": {"batch_size": 10, "lr_phase2": 5e-4, "phase2_iterations": 10000},
+            "ResNet-101": {"batch_size": 10, "lr_phase2": 1.5e-4, "phase2_iterations": 10000},
+        },
+        "adm": {"smoothness": 80.0, "gamma": 1.5, "cycles": 5, "hard_constraints": False},
+        "grid_gd": {"weight": 3.5},
+        "dense_gd": {"weight": 1e-8, "sigma_xy": 100.0, "sigma_rgb": 15.0},
+        "proposals": {"smoothness": 50.0, "iterations": 2},
+        "trimap_widths": [16, 8],
+        "processes": None,
+        "threads": None,
+        # Local torchvision state dicts of the backbones (VGG16 / ResNet-101); None = random init.
+        "weights": {"Deeplab-largeFOV": None, "Deeplab-MSc-largeFOV": None, "Deeplab-VGG16": None,
+                    "ResNet-101": None},
+        "seeds": [0],
+    },
+}
+
+#: Settings that change a trained model (they enter the model-cache key).
+TRAINING_KEYS = (
+    "data", "num_classes", "side", "crop", "train_images", "optimizer", "momentum", "weight_decay",
+    "batch_size", "phase1_iterations", "phase2_iterations", "full_iterations", "lr_phase1", "lr_phase2",
+    "adm", "grid_gd", "dense_gd", "proposals", "weights", "network_overrides", "curve_every", "train_subset",
+)
+
+
+def for_network(settings, network: str) -> dict:
+    """The settings with the network's overrides applied (full profile: batch, lr, iterations)."""
+    merged = dict(settings)
+    merged.update((settings.get("network_overrides") or {}).get(network, {}))
+    return merged
+
+
+def profiles_with(**extra) -> dict:
+    """Every profile's settings plus the experiment's own keys (``extra[profile]`` dicts)."""
+    return {name: {**settings, **extra.get(name, {})} for name, settings in PROFILES.items()}
