@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.verb](args)
+    except BrokenPipeError:  # `energybench list | head`
+        sys.stderr.close()
+        return EXIT_OK
     except registry.UnknownIdError as err:
         print(f"energybench: {err}", file=sys.stderr)
         return EXIT_USAGE
