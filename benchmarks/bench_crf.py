@@ -2,17 +2,22 @@
 
 Times, in one process, separately and honestly:
 
-* lattice construction (once per image; reusable across loss evaluations);
-* loss + gradient (forward and backward of ``dense_crf_loss`` with a prebuilt lattice), the
-  number to compare with the goal of 30 ms (pydensecrf's 5 mean-field iterations: 145 ms on
-  the issue author's machine; not installed here, not re-measured);
-* the same on the plain-torch path (no numba), for reference.
+* lattice construction (once per image; reusable across loss evaluations, as training does);
+* loss + gradient (forward and backward of ``dense_crf_loss`` on a leaf tensor with a prebuilt
+  lattice), the number to compare with the goal of 30 ms (pydensecrf's 5 mean-field
+  iterations: 145 ms on the issue author's machine; not installed here, not re-measured);
+* the peers, in the same run, alternating with ours: the two-step numba path (pixels-first
+  ``PermutohedralLattice.filter`` then the loss in numpy: the filter the previous fused kernel
+  was built on) and the plain-torch path (no numba; also the CUDA path).
 
-Input: ``skimage.data.astronaut()`` resized to 321 x 321, probabilities a softmax of smooth
-random logits. Medians over ``--repeats`` runs after one warm-up (numba compiles, or loads its
-cache, on first use). The machine may be shared with other jobs: numbers are noisy.
+Each is reported as wall-clock and as CPU time of the process (all threads): on a shared machine
+the wall clock includes waiting for a core, the CPU time does not. Input:
+``skimage.data.astronaut()`` resized to 321 x 321, probabilities a softmax of smooth random
+logits, float32. Medians over ``--repeats`` rounds after one warm-up (numba compiles, or loads
+its cache, on first use). Run with the default numba / torch thread counts and, with
+``--threads N``, with N threads for both.
 
-Run: ``python benchmarks/bench_crf.py [--repeats 10] [--threads N]``.
+Run: ``python benchmarks/bench_crf.py [--repeats 15] [--threads N]``.
 """
 from __future__ import annotations
 
@@ -39,53 +44,95 @@ def make_problem(size: int = 321, classes: int = 21, seed: int = 0):
     return images, torch.softmax(torch.from_numpy(logits).float(), dim=1)
 
 
-def median_time(function, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def measure(functions: dict, repeats: int) -> dict:
+    """Median (wall, cpu) seconds of each function, run in alternation, after one warm-up each."""
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+    times = {name: ([], []) for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            function()
+            times[name][0].append(time.perf_counter() - wall)
+            times[name][1].append(time.process_time() - cpu)
+    return {name: (statistics.median(w), statistics.median(c), min(w)) for name, (w, c) in times.items()}
 
 
 def main() -> None:
+    import os
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=321)
     parser.add_argument("--classes", type=int, default=21)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=None, help="numba and torch threads (default: theirs)")
     args = parser.parse_args()
 
     images, probs = make_problem(args.size, args.classes)
     print(f"dense CRF loss, {args.size}x{args.size}x{args.classes}, sigma_xy 100, sigma_rgb 15, float32")
+    print("load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     try:
         import numba
 
-        print(f"numba {numba.__version__}, threads {numba.get_num_threads()}; torch threads {torch.get_num_threads()}")
+        if args.threads:
+            numba.set_num_threads(args.threads)
+        print(f"numba {numba.__version__}, threads {numba.get_num_threads()}, layer ", end="")
     except ImportError:
+        numba = None
         print("numba not importable: torch path only")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     lattices = crf.dense_crf_lattices(images)
-    build, build_min = median_time(lambda: crf.dense_crf_lattices(images), max(1, args.repeats // 3))
-    print(f"lattice construction: {1000 * build:.1f} ms (min {1000 * build_min:.1f}), "
+    if numba is not None:
+        print(f"{numba.threading_layer()}; torch threads {torch.get_num_threads()}")
+    build = measure({"build": lambda: crf.dense_crf_lattices(images)}, max(1, args.repeats // 3))["build"]
+    print(f"lattice construction: {1000 * build[0]:.1f} ms wall (min {1000 * build[2]:.1f}), {1000 * build[1]:.1f} ms cpu; "
           f"{lattices[0].num_vertices} lattice points, calibration x{lattices[0].scale:.3f}")
 
-    def loss_and_grad():
-        leaf = probs.clone().requires_grad_()
+    leaf = probs.clone().requires_grad_()
+
+    def ours():
+        leaf.grad = None
         crf.dense_crf_loss(leaf, lattices=lattices).backward()
-        return leaf.grad
 
-    fused, fused_min = median_time(loss_and_grad, args.repeats)
-    print(f"loss + gradient (prebuilt lattice): {1000 * fused:.1f} ms (min {1000 * fused_min:.1f}); goal <= 30 ms")
-    print(f"lattice + loss + gradient (no reuse): {1000 * (build + fused):.1f} ms")
+    def two_step():
+        # The peer: the pixels-first filter, then loss and gradient in numpy (W~ symmetric).
+        segmentation = np.ascontiguousarray(probs[0].reshape(args.classes, -1).numpy().T)
+        filtered = lattices[0].filter(segmentation)
+        degree = lattices[0].degree.astype(np.float32)
+        loss = float((segmentation.sum(1) * degree).sum() - (segmentation * filtered).sum())
+        return loss, (degree[:, None] - 2 * filtered).T
 
-    kernels = crf._numba_kernels
-    crf._numba_kernels = lambda: None
-    try:
-        plain, plain_min = median_time(loss_and_grad, max(1, args.repeats // 3))
-    finally:
-        crf._numba_kernels = kernels
-    print(f"loss + gradient, plain torch path: {1000 * plain:.1f} ms (min {1000 * plain_min:.1f})")
+    def plain_torch():
+        kernels = crf._numba_kernels
+        crf._numba_kernels = lambda: None
+        try:
+            ours()
+        finally:
+            crf._numba_kernels = kernels
+
+    functions = {"ours (fused numba)": ours}
+    if numba is not None:
+        functions["peer: numba filter + numpy loss"] = two_step
+    functions["peer: plain torch"] = plain_torch
+    results = measure(functions, args.repeats)
+    reference = results["ours (fused numba)"]
+    for name, (wall, cpu, best) in results.items():
+        ratio = "" if name.startswith("ours") else f"  ours/peer {reference[0] / wall:.3f} wall, {reference[1] / cpu:.3f} cpu"
+        print(f"loss + gradient, {name}: {1000 * wall:.1f} ms wall (min {1000 * best:.1f}), {1000 * cpu:.1f} ms cpu{ratio}")
+    print(f"goal <= 30 ms (prebuilt lattice): ours {1000 * reference[0]:.1f} ms wall, {1000 * reference[1]:.1f} ms cpu; "
+          f"lattice + loss + gradient (no reuse): {1000 * (build[0] + reference[0]):.1f} ms wall")
+    # Same results: the fused path and the peer compute the same operator (float32 rounding).
+    loss = crf.dense_crf_loss(probs, lattices=lattices, reduction="sum").item()
+    if numba is not None:
+        peer_loss, peer_grad = two_step()
+        leaf.grad = None
+        crf.dense_crf_loss(leaf, lattices=lattices, reduction="sum").backward()
+        gap = np.abs(leaf.grad[0].reshape(args.classes, -1).numpy() - peer_grad).max() / np.abs(peer_grad).max()
+        print(f"loss ours {loss:.7g}, peer {peer_loss:.7g} (relative gap {abs(loss - peer_loss) / abs(peer_loss):.1e}); "
+              f"max gradient gap {gap:.1e} of max |grad|")
+    print("load average (1, 5, 15 min) at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ The problem is the one the ADM public layer solves per image (crop 321, 21 VOC c
 * both start from all zeros and run at most 5 cycles; both stop early after a cycle that
   changes nothing.
 
-Energies of both labellings are evaluated by the same function (``potts_energy``). Times are
-wall-clock medians over ``--repeats`` runs in one process, ratios taken in the same run. The
-machine may be shared with other jobs: compare the ratio, not the milliseconds.
+Energies of both labellings are evaluated by the same function (``potts_energy``). Runs
+alternate (ours, GCO, ours, GCO, ...) in one process, so both see the same machine load; the
+report gives the median time of each, the median of the per-pair ratios, the energy gap and the
+load average (``os.getloadavg``) at the start and the end. The machine may be shared with other
+jobs: compare the ratio, not the seconds.
 
-Run: ``python benchmarks/bench_graphcut.py [--repeats 3] [--size 321] [--labels 21]``.
+Run: ``python benchmarks/bench_graphcut.py [--repeats 5] [--size 321] [--labels 21]``.
 """
 from __future__ import annotations
 
@@ -74,38 +76,55 @@ def gco_expansion(unary: np.ndarray, weights: np.ndarray, cycles: int) -> np.nda
 
 
 def main() -> None:
+    import os
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=321)
     parser.add_argument("--labels", type=int, default=21)
     parser.add_argument("--cycles", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     _, unary, weights = make_problem(args.size, args.labels)
     print(f"problem: {args.size}x{args.size}, {args.labels} labels, {args.cycles} cycles, lambda 80, int(1000x) scaling")
-
-    def timed(function):
-        times, result = [], None
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            result = function()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times), result
-
-    ours_time, (ours_labels, ours_energies) = timed(lambda: alpha_expansion(unary, weights, cycles=args.cycles))
-    ours_energy = potts_energy(ours_labels, unary, weights)
-    print(f"ours (PyMaxflow): {ours_time:.3f} s  energy {ours_energy:.6g}  per cycle {ours_energies.tolist()}")
+    print("load average (1, 5, 15 min) at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     try:
         import gco  # noqa: F401
     except ImportError:
+        gco = None
         print("gco-wrapper not importable: no GCO comparison")
+    alpha_expansion(unary[:8, :8], weights[:, :8, :8], cycles=1)  # compiles / loads the numba builder
+
+    def timed(function):
+        start = time.perf_counter()
+        result = function()
+        return time.perf_counter() - start, result
+
+    ours_times, gco_times = [], []
+    ours_labels = gco_labels = ours_energies = None
+    for repeat in range(args.repeats):
+        elapsed, (ours_labels, ours_energies) = timed(lambda: alpha_expansion(unary, weights, cycles=args.cycles))
+        ours_times.append(elapsed)
+        line = f"  run {repeat + 1}: ours {elapsed:.3f} s"
+        if gco is not None:
+            elapsed, gco_labels = timed(lambda: gco_expansion(unary, weights, args.cycles))
+            gco_times.append(elapsed)
+            line += f", GCO {elapsed:.3f} s, ratio {ours_times[-1] / elapsed:.3f}"
+        print(line, flush=True)
+    ours_energy = potts_energy(ours_labels, unary, weights)
+    ours_time = statistics.median(ours_times)
+    print(f"ours (PyMaxflow): median {ours_time:.3f} s  energy {ours_energy:.10g}  per cycle {ours_energies.tolist()}")
+    if gco is None:
         return
-    gco_time, gco_labels = timed(lambda: gco_expansion(unary, weights, args.cycles))
     gco_energy = potts_energy(gco_labels, unary, weights)
-    print(f"GCO-v3 (gco-wrapper): {gco_time:.3f} s  energy {gco_energy:.6g}")
-    print(f"time ratio ours/GCO: {ours_time / gco_time:.2f}")
+    gco_time = statistics.median(gco_times)
+    ratios = [a / b for a, b in zip(ours_times, gco_times)]
+    print(f"GCO-v3 (gco-wrapper): median {gco_time:.3f} s  energy {gco_energy:.10g}")
+    print(f"time ratio ours/GCO: {ours_time / gco_time:.3f} (ratio of medians); median of per-run ratios "
+          f"{statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
     print(f"relative energy gap (ours - GCO) / GCO: {(ours_energy - gco_energy) / gco_energy:+.4%}")
     print(f"labels agreeing with GCO: {np.mean(ours_labels == gco_labels):.2%}")
+    print("load average (1, 5, 15 min) at end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -25,26 +25,39 @@ Weights layout. ``weights`` is an array of shape ``(D, H, W)``, ``D = len(offset
 ``weights[d, i, j]`` is ``w_pq`` for ``p = (i, j)`` and ``q = (i + dy_d, j + dx_d)``. Entries
 whose ``q`` falls outside the image are ignored (:func:`grid_weights` sets them to zero).
 
-Capacities. Graphs are PyMaxflow ``GraphFloat`` (double-precision capacities), so unaries and
-weights are used as given, without the integer scaling GCO needs (``int(1000 * x)`` in the public
-layer). To reproduce GCO bit-for-bit, pass the same integer-valued arrays to both (the tests and
-``benchmarks/bench_graphcut.py`` do). Energies are always recomputed in float64 by
-:func:`potts_energy`; a move is accepted only if that energy strictly decreases, so the energy
-never increases whatever the rounding inside the max-flow.
+Capacities and energies. When every unary and weight is an integer small enough for exact
+float64 sums (the public layer's ``int(1000 * x)``), the graphs are PyMaxflow ``GraphInt`` and
+the energy change of a move is read off the cut value, exactly (see below); otherwise they are
+``GraphFloat`` (double-precision capacities, inputs used as given) and the energy of a proposed
+move is recomputed in float64 by :func:`potts_energy`. Either way a move is accepted only if the
+energy strictly decreases, so the energy never increases whatever the rounding inside the
+max-flow. To reproduce GCO, pass the same integer-valued arrays to both (the tests and
+``benchmarks/bench_graphcut.py`` do).
 
 Expansion move (Boykov, Veksler, Zabih, PAMI 2001). For the current labelling ``f`` and a label
-``alpha``, the binary variable ``x_p = 1`` switches ``p`` to ``alpha``. A pair term
-``E_pq(x_p, x_q)`` with ``A = E(0,0) = w[f_p != f_q]``, ``B = E(0,1) = w[f_p != alpha]``,
-``C = E(1,0) = w[f_q != alpha]``, ``D = E(1,1) = 0`` is written as
-``A + (C - A) x_p + (D - C) x_q + (B + C - A - D)(1 - x_p) x_q``; the last coefficient is
-non-negative because the Potts model is a metric (triangle inequality), so the move is a
-single s-t min cut. Vectorised: the linear terms are accumulated with numpy per offset and the
-graph is built with PyMaxflow's grid helpers (``add_grid_edges`` with a one-offset structure
-and a weights array per offset, ``add_grid_tedges``), never with a Python loop over pixels.
+``alpha``, the binary variable ``x_p = 1`` switches ``p`` to ``alpha``. Pixels labelled alpha
+(and pixels held by ``hard`` at another label) cannot move: as in GCO, they get no terminal or
+edge capacity, and a pair term between a fixed pixel and a movable one is a unary of the movable
+one (``w [f_fixed != alpha] - w [f_fixed != f_p]`` when it switches). A pair term between two
+movable pixels, ``A = E(0,0) = w [f_p != f_q]``, ``B = E(0,1) = C = E(1,0) = w``, ``D = 0``, is
+GCO's ``add_term2``: ``A`` on the sink side of ``p``, edges ``p -> q`` of ``w - A`` and
+``q -> p`` of ``w`` (non-negative: the Potts model is a metric), so the move is a single s-t min
+cut. With ``t_p`` the net terminal term of ``p`` (cost of switching minus cost of staying), the
+graph gets source / sink capacities ``max(t_p, 0)`` / ``max(-t_p, 0)``, and the cut value of a
+move minus ``sum_p max(-t_p, 0)`` (the cut of "nobody switches") is its energy change.
+
+Implementation. The neighbour pairs are flat index arrays built once per image, the graph is
+allocated once and ``reset()`` between moves, and each move's capacities come from one compiled
+pass over the pairs (numba, imported on first use, for images of 20,000 pairs or more; a
+vectorised numpy builder, used below that or without numba, builds the same
+cut) fed to PyMaxflow's vectorised ``add_edges`` -- never a Python loop over pixels. The
+max-flow itself (Boykov-Kolmogorov, the same code as GCO's) is most of the time of a move.
 
 Hard constraints (Eq. 8, ``X_p = Y_p`` on labelled pixels): ``hard`` is an ``(H, W)`` label map
 with ``255`` for unlabelled pixels (the ScribbleSup PNG convention). Labelled pixels start at
-their label and are kept there by a terminal capacity larger than everything else at that node.
+their label and are held there: in an expansion move they are fixed pixels (above), except in
+the move of their own label. (:func:`binary_graphcut` holds them by a terminal capacity larger
+than everything else at that node.)
 The public layer does not pass scribbles (they are not enforced there); ``hard=None`` is that.
 The reported energy never includes the constraints: it is :func:`potts_energy` of the labels.
 
@@ -52,7 +65,8 @@ Parallel batches. :func:`alpha_expansion_batch` solves the images of a batch in 
 (``concurrent.futures.ProcessPoolExecutor``), the counterpart of the public layer's OpenMP loop.
 The start method is ``"forkserver"`` where the platform has it and ``"spawn"`` otherwise, never
 ``"fork"``: the caller usually runs torch (OpenMP/MKL thread pools), and forking a process that
-holds thread pools can deadlock the child. Workers import only numpy, PyMaxflow and this module.
+holds thread pools can deadlock the child. Workers import only numpy, PyMaxflow, numba (for the
+graph builder) and this module.
 """
 from __future__ import annotations
 
@@ -297,8 +311,8 @@ def potts_energy(labels: Any, unary: Any, weights: Any) -> float:
 
 
 def _energy(labels: np.ndarray, unary: np.ndarray, weights: np.ndarray) -> float:
-    height, width, _ = unary.shape
-    data = np.take_along_axis(unary, labels[:, :, None], axis=2).sum()
+    height, width, num_labels = unary.shape
+    data = unary.reshape(-1, num_labels)[np.arange(height * width), labels.ravel()].sum()
     smooth = 0.0
     for d, offset in enumerate(_offsets_for(weights)):
         src, dst = _pair_slices(offset, height, width)
@@ -353,43 +367,208 @@ def binary_graphcut(unary: Any, weights: Any, *, hard: Any = None) -> tuple[np.n
 # ---------------------------------------------------------------------------------------------
 # Alpha-expansion
 # ---------------------------------------------------------------------------------------------
-def _move_labels(
-    labels: np.ndarray,
-    alpha: int,
-    unary: np.ndarray,
-    weights: np.ndarray,
-    hard: np.ndarray | None,
-    degree: np.ndarray | None,
-    graph_class: Any,
-) -> np.ndarray:
-    """Labelling after the optimal expansion move of ``alpha`` (no acceptance test)."""
-    height, width, _ = unary.shape
-    offsets = _offsets_for(weights)
-    linear = unary[:, :, alpha] - np.take_along_axis(unary, labels[:, :, None], axis=2)[:, :, 0]
-    graph = graph_class(height * width, len(offsets) * height * width)
-    nodes = graph.add_grid_nodes((height, width))
-    not_alpha = labels != alpha
-    for d, offset in enumerate(offsets):
-        src, dst = _pair_slices(offset, height, width)
-        w = weights[d][src]
-        a = w * (labels[src] != labels[dst])  # E(0,0)
-        b = w * not_alpha[src]  # E(0,1): p keeps f_p, q takes alpha
-        c = w * not_alpha[dst]  # E(1,0)
-        linear[src] += c - a
-        linear[dst] -= c
-        capacity = np.zeros((height, width))
-        # b + c - a >= 0 by the triangle inequality of Potts; the clip removes -0.0 / rounding.
-        capacity[src] = np.maximum(b + c - a, 0.0)
-        graph.add_grid_edges(nodes, weights=capacity, structure=_STRUCTURES[offset], symmetric=False)
-    if hard is not None:
-        # A labelled pixel whose label is not alpha must keep it: switching costs more than all
-        # of its pair terms and its unary difference together.
-        locked = (hard != UNLABELLED) & (hard != alpha)
-        linear = np.where(locked, degree * 2.0 + np.abs(linear) + 1.0, linear)
-    graph.add_grid_tedges(nodes, np.maximum(linear, 0.0), np.maximum(-linear, 0.0))
-    graph.maxflow()
-    switch = graph.get_grid_segments(nodes)
-    return np.where(switch, alpha, labels)
+_NUMBA: dict[str, Any] = {}
+#: Images with fewer neighbour pairs build their graphs with numpy (same graphs, see the tests).
+_NUMBA_MIN_PAIRS = 20_000
+
+
+def _numba_build():
+    """The compiled graph builder of an expansion move, or None where numba is not importable.
+
+    Imported on first use only: numpy and PyMaxflow remain the only hard imports here.
+    """
+    if "build" in _NUMBA:
+        return _NUMBA["build"]
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a declared dependency
+        _NUMBA["build"] = None
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def build(labels, movable, locked, first, second, pair_weights, unary_alpha, current_unary,
+              source, sink, edge_first, edge_second, forward, reverse):
+        # One pass over the pairs: the terminal terms of every movable pixel and the edges between
+        # movable pixels (the arithmetic of _ExpansionGraph._build_numpy, in one loop).
+        size = labels.shape[0]
+        terminal = np.zeros(size)
+        for n in range(size):
+            if movable[n]:
+                terminal[n] = unary_alpha[n] - current_unary[n]
+        count = 0
+        for e in range(first.shape[0]):
+            p = first[e]
+            q = second[e]
+            movable_p = movable[p]
+            movable_q = movable[q]
+            if not (movable_p or movable_q):
+                continue
+            w = pair_weights[e]
+            cut = w if labels[p] != labels[q] else 0 * w
+            if movable_p and movable_q:
+                terminal[p] -= cut
+                edge_first[count] = p
+                edge_second[count] = q
+                forward[count] = w - cut
+                reverse[count] = w
+                count += 1
+            elif movable_p:
+                terminal[p] += (w if locked[q] else 0 * w) - cut
+            else:
+                terminal[q] += (w if locked[p] else 0 * w) - cut
+        for n in range(size):
+            t = terminal[n]
+            source[n] = t if t > 0 else 0
+            sink[n] = -t if t < 0 else 0
+        return count
+
+    _NUMBA["build"] = build
+    return build
+
+
+class _ExpansionGraph:
+    """Everything an expansion move needs that does not change between moves of one image.
+
+    Pairs of the neighbourhood are kept as flat index arrays ``first``/``second`` (pairs of
+    weight 0 dropped: they never cost anything), the unaries as a ``(K, N)`` array (one
+    contiguous row per label) and one PyMaxflow graph, allocated once and ``reset()`` between
+    moves, so that a move allocates no graph memory. When every unary and weight is an integer
+    small enough for exact float64 sums (e.g. the public layer's ``int(1000 x)``), capacities and
+    flows are exact integers (``GraphInt``) and the energy change of a move is read off the cut
+    value; otherwise the graph is ``GraphFloat``.
+    """
+
+    def __init__(self, unary: np.ndarray, weights: np.ndarray, hard: np.ndarray | None) -> None:
+        import maxflow
+
+        height, width, num_labels = unary.shape
+        size = height * width
+        self.size, self.num_labels = size, num_labels
+        self.exact = _exact_integers(unary, weights)
+        dtype = np.int64 if self.exact else np.float64
+        index = np.arange(size, dtype=np.intp).reshape(height, width)
+        first, second, pair_weights = [], [], []
+        for d, offset in enumerate(_offsets_for(weights)):
+            src, dst = _pair_slices(offset, height, width)
+            w = weights[d][src].ravel()
+            keep = w > 0
+            first.append(index[src].ravel()[keep])
+            second.append(index[dst].ravel()[keep])
+            pair_weights.append(w[keep])
+        self.first = np.concatenate(first)
+        self.second = np.concatenate(second)
+        # PyMaxflow's vectorised add_edges takes uint32 node ids and converts anything else.
+        self.first_ids = self.first.astype(np.uint32)
+        self.second_ids = self.second.astype(np.uint32)
+        self.pair_weights = np.concatenate(pair_weights).astype(dtype)
+        self.unary_by_label = np.ascontiguousarray(unary.reshape(size, num_labels).T, dtype=dtype)
+        self.nodes = np.arange(size, dtype=np.intp)
+        self.hard = None if hard is None else hard.ravel()
+        self.labelled = None if hard is None else self.hard != UNLABELLED
+        self.label_dtype = np.int8 if num_labels <= 127 else np.int16 if num_labels <= 32767 else np.int32
+        graph_class = maxflow.GraphInt if self.exact else maxflow.GraphFloat
+        self.graph = graph_class(size, self.first.size)
+        self._add_edges = getattr(self.graph, "_add_edges", None)  # skips add_edges' copies
+        # Small images: the numpy builder is fast enough, and skips importing numba (a worker of
+        # alpha_expansion_batch would pay that import once).
+        self.use_numba = self.first.size >= _NUMBA_MIN_PAIRS
+        self._buffers = None
+        self._no_lock = np.zeros(size, dtype=np.bool_)
+
+    def flat_labels(self, labels: np.ndarray) -> np.ndarray:
+        return labels.ravel().astype(self.label_dtype)
+
+    def current_unary(self, flat: np.ndarray) -> np.ndarray:
+        return self.unary_by_label[flat, self.nodes]
+
+    def move(self, flat: np.ndarray, current_unary: np.ndarray, alpha: int) -> tuple[np.ndarray, Any]:
+        """Pixels switched by the optimal expansion of ``alpha`` and the energy change.
+
+        ``flat`` is the current labelling (N,), ``current_unary`` its unaries. The change is exact
+        (an integer) for ``self.exact`` and float64 otherwise (the cut value, up to rounding).
+
+        Every pixel is a node; pixels that cannot move (labelled alpha, or held by ``hard`` at
+        another label) get no terminal capacity and no edge capacity, and their pair terms with
+        movable neighbours become unaries of those neighbours (as GCO does).
+        """
+        movable = flat != alpha
+        locked = None
+        if self.hard is not None:
+            locked = self.labelled & (self.hard != alpha)
+            movable &= ~locked
+        if not movable.any():
+            return movable, 0
+        build = _numba_build() if self.use_numba else None
+        if build is not None:
+            source, sink, edges = self._build_numba(build, flat, alpha, movable, locked, current_unary)
+        else:
+            source, sink, edges = self._build_numpy(flat, alpha, movable, locked, current_unary)
+        graph = self.graph
+        graph.reset()
+        graph.add_nodes(self.size)
+        if self._add_edges is not None:
+            self._add_edges(*edges)
+        else:  # pragma: no cover - PyMaxflow without the private fast path
+            graph.add_edges(*edges)
+        graph.add_grid_tedges(self.nodes, source, sink)
+        flow = graph.maxflow()
+        switch = graph.get_grid_segments(self.nodes) & movable
+        # cut(x) = sum_p t_p x_p + sum_p max(-t_p, 0) + pairs(x): the move's change is the cut
+        # value minus the constant sum_p max(-t_p, 0) (the cut of "nobody switches").
+        if self.exact:
+            change = int(flow) - int(sink.sum())
+        else:
+            change = float(flow) - float(sink.sum())
+        return switch, change
+
+    def _build_numba(self, build, flat, alpha, movable, locked, current_unary):
+        buffers = self._buffers
+        if buffers is None:
+            dtype = self.pair_weights.dtype
+            pairs = self.first.size
+            self._buffers = buffers = (
+                np.empty(self.size, dtype), np.empty(self.size, dtype),
+                np.empty(pairs, np.uint32), np.empty(pairs, np.uint32),
+                np.empty(pairs, dtype), np.empty(pairs, dtype),
+            )
+        source, sink, edge_first, edge_second, forward, reverse = buffers
+        count = build(
+            flat, movable, self._no_lock if locked is None else locked, self.first, self.second,
+            self.pair_weights, self.unary_by_label[alpha], current_unary,
+            source, sink, edge_first, edge_second, forward, reverse,
+        )
+        return source, sink, (edge_first[:count], edge_second[:count], forward[:count], reverse[:count])
+
+    def _build_numpy(self, flat, alpha, movable, locked, current_unary):
+        w = self.pair_weights
+        same = flat[self.first] == flat[self.second]
+        movable_first = movable[self.first]
+        both = movable_first & movable[self.second]
+        cut = np.where(same, 0, w)  # current pair energy E(0, 0) = w [f_p != f_q]
+        terminal = (self.unary_by_label[alpha] - current_unary).astype(np.float64)
+        terminal -= np.bincount(self.first, cut, self.size)
+        terminal -= np.bincount(self.second, np.where(movable_first, 0, cut), self.size)
+        if locked is not None and locked.any():
+            terminal += np.bincount(self.first, np.where(locked[self.second], w, 0), self.size)
+            terminal += np.bincount(self.second, np.where(locked[self.first], w, 0), self.size)
+        terminal[~movable] = 0
+        if self.exact:
+            terminal = terminal.astype(np.int64)  # exact: integer sums below 2^53
+        # Pairs with a fixed end get zero capacities (no flow, same cut as leaving them out).
+        reverse = np.where(both, w, 0)
+        forward = np.where(same, reverse, 0)
+        edges = (self.first_ids, self.second_ids, forward, reverse)
+        return np.maximum(terminal, 0), np.maximum(-terminal, 0), edges
+
+
+def _exact_integers(unary: np.ndarray, weights: np.ndarray) -> bool:
+    """Whether every energy of the problem is an exact integer in int64 and float64 arithmetic."""
+    if unary.size == 0:
+        return False
+    bound = float(np.abs(unary).max()) * unary.shape[0] * unary.shape[1] + 2.0 * float(weights.sum())
+    if not bound < 2.0**52:
+        return False
+    return bool((unary == np.round(unary)).all() and (weights == np.round(weights)).all())
 
 
 def _prepare(unary: Any, weights: Any, init: Any, hard: Any):
@@ -429,7 +608,7 @@ def expansion_move(labels: Any, alpha: int, unary: Any, weights: Any, *, hard: A
     Raises:
         ValueError: bad shapes, labels or alpha outside ``[0, K)``, ``labels`` violating ``hard``.
     """
-    unary, weights, given, hard = _prepare(unary, weights, labels, None)
+    unary, weights, given, _ = _prepare(unary, weights, labels, None)  # hard is checked below
     if hard is not None:
         hard = _check_labels(hard, "hard", given.shape, unary.shape[2], allow_unlabelled=True)
         labelled = hard != UNLABELLED
@@ -439,9 +618,13 @@ def expansion_move(labels: Any, alpha: int, unary: Any, weights: Any, *, hard: A
     labels = given
     if not isinstance(alpha, (int, np.integer)) or not 0 <= int(alpha) < unary.shape[2]:
         raise ValueError(f"alpha: expected an integer label in [0, {unary.shape[2]}), got {alpha!r}")
-    degree = _degree(weights) if hard is not None else None
     old_energy = _energy(labels, unary, weights)
-    proposal = _move_labels(labels, int(alpha), unary, weights, hard, degree, _graph_class())
+    state = _ExpansionGraph(unary, weights, hard)
+    flat = state.flat_labels(labels)
+    switch, _ = state.move(flat, state.current_unary(flat), int(alpha))
+    if not switch.any():
+        return labels, old_energy
+    proposal = np.where(switch.reshape(labels.shape), int(alpha), labels)
     new_energy = _energy(proposal, unary, weights)
     if new_energy < old_energy:
         return proposal, new_energy
@@ -491,8 +674,9 @@ def alpha_expansion(
 
 def _alpha_expansion(unary, weights, labels, hard, cycles):
     num_labels = unary.shape[2]
-    graph_class = _graph_class()
-    degree = _degree(weights) if hard is not None else None
+    state = _ExpansionGraph(unary, weights, hard)
+    flat = state.flat_labels(labels)
+    current_unary = state.current_unary(flat)
     energy = _energy(labels, unary, weights)
     energies = []
     accepted = 0  # number of accepted moves so far
@@ -502,16 +686,25 @@ def _alpha_expansion(unary, weights, labels, hard, cycles):
         for alpha in range(num_labels):
             if tried_at[alpha] == accepted:
                 continue  # same labelling as the last (failed) try of alpha: same cut
-            proposal = _move_labels(labels, alpha, unary, weights, hard, degree, graph_class)
-            new_energy = _energy(proposal, unary, weights)
-            if new_energy < energy:
-                labels, energy = proposal, new_energy
-                accepted += 1
+            switch, change = state.move(flat, current_unary, alpha)
+            if switch.any():
+                if state.exact:
+                    # Integer energies: the cut value gives the exact new energy.
+                    new_energy = energy + change
+                else:
+                    # Float energies: recompute (rounding inside the max-flow must never let the
+                    # energy increase).
+                    new_energy = _energy(np.where(switch, alpha, flat).reshape(labels.shape), unary, weights)
+                if new_energy < energy:
+                    flat[switch] = alpha
+                    current_unary[switch] = state.unary_by_label[alpha][switch]
+                    energy = new_energy
+                    accepted += 1
             tried_at[alpha] = accepted
         energies.append(energy)
         if accepted == accepted_before:
             break
-    return labels, np.asarray(energies, dtype=np.float64)
+    return flat.reshape(labels.shape).astype(np.int64), np.asarray(energies, dtype=np.float64)
 
 
 def _solve_one(args):

@@ -148,6 +148,52 @@ def test_numba_and_torch_paths_agree(monkeypatch):
     assert loss32.dtype == torch.float32 and math.isclose(loss32.item(), loss.item(), rel_tol=1e-5)
 
 
+@pytest.mark.parametrize("classes", [1, 11])
+def test_fused_terms_equal_filter_for_any_channels_and_threads(classes):
+    """The fused channels-first kernels (padded lattice rows, blocks of pixels, one private
+    lattice per thread) compute the loss and gradient of the filter() operator."""
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(13)
+    image = photo(23, 29)  # 667 pixels: not a multiple of the 64-pixel blocks
+    lattice = PermutohedralLattice(crf._image_features(image.numpy(), 6.0, 15.0))
+    segmentation = rng.random((classes, 23 * 29))
+    filtered = lattice.filter(np.ascontiguousarray(segmentation.T))
+    expected = {
+        "potts": ((segmentation.sum(0) * lattice.degree).sum() - (segmentation.T * filtered).sum(),
+                  (lattice.degree[:, None] - 2 * filtered).T),
+        "cut": (-(segmentation.T * filtered).sum(), (-2 * filtered).T),
+    }
+    threads = numba.get_num_threads()
+    try:
+        for count in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(count)
+            for formulation, (loss, grad) in expected.items():
+                out = np.empty_like(segmentation)
+                got_loss, got_grad = lattice.dense_crf_terms(segmentation, formulation=formulation, out=out)
+                assert got_grad is out
+                assert math.isclose(got_loss, loss, rel_tol=1e-12)
+                np.testing.assert_allclose(got_grad, grad, rtol=1e-12, atol=1e-12)
+    finally:
+        numba.set_num_threads(threads)
+    with pytest.raises(ValueError, match="out: expected a C-contiguous float64 array"):
+        lattice.dense_crf_terms(segmentation, out=np.empty_like(segmentation, dtype=np.float32))
+
+
+def test_finite_check_catches_infinity_not_overflow():
+    """probs is checked by one sum (finite sum: all entries finite); a non-finite sum is looked
+    at elementwise, so an overflowing sum of finite values is not an error."""
+    image = photo(6, 7)[None]
+    lattices = dense_crf_lattices(image)
+    probs = torch.full((1, 2, 6, 7), 0.5, dtype=torch.float32)
+    bad = probs.clone()
+    bad[0, 1, 2, 3] = float("-inf")
+    with pytest.raises(ValueError, match="probs: expected finite values"):
+        dense_crf_loss(bad, lattices=lattices)
+    huge = torch.full((1, 2, 6, 7), 3e37, dtype=torch.float32)
+    assert not torch.isfinite(huge.sum())
+    dense_crf_loss(huge, lattices=lattices)  # finite entries: no ValueError
+
+
 def test_potts_and_cut_relation():
     """potts - cut = sum_p d_p for probabilities; same gradient w.r.t. the logits."""
     rng = np.random.default_rng(4)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+import suite.solvers.graphcut as graphcut
 from suite.solvers.graphcut import (
     NEIGHBOURHOOD_OFFSETS,
     AlphaExpansion,
@@ -285,6 +286,92 @@ def test_module_equals_function():
         np.testing.assert_array_equal(labels[b].numpy(), expected)
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def builder(request, monkeypatch):
+    """Run the expansion moves with the compiled graph builder or the numpy one."""
+    if request.param == "numpy":
+        monkeypatch.setattr(graphcut, "_numba_build", lambda: None)
+    elif graphcut._numba_build() is None:
+        pytest.skip("numba not importable")
+    monkeypatch.setattr(graphcut, "_NUMBA_MIN_PAIRS", 0)  # tiny test images take the numba path too
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_expansion_move_with_hard_is_the_best_allowed_expansion(seed, builder):
+    """Pixels held by ``hard`` at another label never switch; the others switch optimally."""
+    rng = np.random.default_rng(20 + seed)
+    unary, weights = random_problem(rng, 3, 3, 3, smoothness=0.8)
+    labels = rng.integers(0, 3, size=(3, 3))
+    alpha = 2
+    hard = np.full((3, 3), 255)
+    held = [(0, 1), (2, 0)] if labels[0, 1] != alpha and labels[2, 0] != alpha else [(1, 1)]
+    for pixel in held:
+        hard[pixel] = labels[pixel]
+    switches = np.array(list(itertools.product([False, True], repeat=9))).reshape(-1, 3, 3)
+    allowed = [s for s in switches if not (s & (hard != 255) & (labels != alpha)).any()]
+    best = min(potts_energy(np.where(s, alpha, labels), unary, weights) for s in allowed)
+    new_labels, energy = expansion_move(labels, alpha, unary, weights, hard=hard)
+    assert math.isclose(energy, min(best, potts_energy(labels, unary, weights)), rel_tol=1e-12)
+    held_mask = (hard != 255) & (labels != alpha)
+    np.testing.assert_array_equal(new_labels[held_mask], labels[held_mask])
+
+
+def integer_problem(rng, height, width, num_labels, smoothness=1.0):
+    """The public layer's integer problem: int(1000 * (-log p)) and int(1000 * w)."""
+    logits = rng.standard_normal((height, width, num_labels)) * 2
+    log_probs = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    unary = np.floor(1000 * -log_probs)
+    weights = np.floor(1000 * grid_weights(rng.random((height, width, 3)), smoothness=smoothness))
+    return unary, weights
+
+
+def test_numba_and_numpy_builders_agree(monkeypatch):
+    """Same graphs (the numpy one keeps zero-capacity edges the numba one leaves out): same cuts."""
+    if graphcut._numba_build() is None:
+        pytest.skip("numba not importable")
+    monkeypatch.setattr(graphcut, "_NUMBA_MIN_PAIRS", 0)  # tiny test images take the numba path too
+    rng = np.random.default_rng(21)
+    problems = [integer_problem(rng, 17, 15, 5), random_problem(rng, 17, 15, 5, smoothness=1.5)]
+    hard = np.full((17, 15), 255)
+    hard[rng.random((17, 15)) < 0.1] = 3
+    results = []
+    for unary, weights in problems:
+        for constraint in (None, hard):
+            results.append(alpha_expansion(unary, weights, hard=constraint))
+    monkeypatch.setattr(graphcut, "_numba_build", lambda: None)
+    k = 0
+    for unary, weights in problems:
+        for constraint in (None, hard):
+            labels, energies = alpha_expansion(unary, weights, hard=constraint)
+            np.testing.assert_array_equal(labels, results[k][0])
+            np.testing.assert_array_equal(energies, results[k][1])
+            k += 1
+
+
+def test_integer_energies_from_the_cut_are_exact(monkeypatch, builder):
+    """Integer problems take the energy of each move from the cut value (no recomputation): the
+    energies equal potts_energy exactly and the run equals the recomputing (float) path."""
+    rng = np.random.default_rng(22)
+    unary, weights = integer_problem(rng, 20, 18, 6, smoothness=2.0)
+    assert graphcut._ExpansionGraph(unary, weights, None).exact
+    assert not graphcut._ExpansionGraph(unary + 0.5, weights, None).exact
+    labels, energies = alpha_expansion(unary, weights, cycles=5)
+    assert energies[-1] == potts_energy(labels, unary, weights)
+    assert (np.diff(energies) <= 0).all()
+    monkeypatch.setattr(graphcut, "_exact_integers", lambda unary, weights: False)
+    float_labels, float_energies = alpha_expansion(unary, weights, cycles=5)
+    np.testing.assert_array_equal(float_labels, labels)
+    np.testing.assert_array_equal(float_energies, energies)
+
+
+def test_huge_integer_problem_is_not_exact():
+    """Integers whose sums could exceed 2^53 in float64 take the float path."""
+    rng = np.random.default_rng(23)
+    unary, weights = integer_problem(rng, 4, 4, 2)
+    assert not graphcut._ExpansionGraph(unary * 2.0**48, weights, None).exact
+
+
 # ---------------------------------------------------------------------------------------------
 # Peer: GCO-v3 (gco-wrapper)
 # ---------------------------------------------------------------------------------------------
@@ -329,6 +416,29 @@ def test_energy_matches_gco(neighbourhood):
     assert len(np.unique(labels)) > 1  # not a degenerate one-label problem
 
 
+def test_public_setting_on_a_photo_matches_gco():
+    """The benchmark's setting, small: a real photo, lambda = 80, integer-scaled as the public
+    layer, confident smooth logits; energy within 0.5% of GCO's (it is usually identical)."""
+    pytest.importorskip("gco", reason="gco-wrapper not importable")
+    from scipy.ndimage import gaussian_filter
+    from skimage import data
+    from skimage.transform import resize
+
+    size, num_labels = 48, 6
+    image = resize(data.astronaut(), (size, size), anti_aliasing=True, preserve_range=True)
+    rng = np.random.default_rng(24)
+    logits = gaussian_filter(rng.standard_normal((size, size, num_labels)), sigma=(5, 5, 0))
+    logits *= 20.0 / logits.std()
+    log_probs = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    unary = np.floor(1000.0 * -log_probs)
+    weights = np.floor(1000.0 * grid_weights(image, smoothness=80.0))
+    labels_gco, gco_energy = gco_labels(unary, weights, cycles=5)
+    labels, energies = alpha_expansion(unary, weights, cycles=5)
+    assert energies[-1] == potts_energy(labels, unary, weights)
+    assert abs(energies[-1] - gco_energy) <= 0.005 * gco_energy
+    assert len(np.unique(labels)) > 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +471,10 @@ def test_bad_input_raises_value_error_naming_argument():
         alpha_expansion(unary, weights, cycles=0)
     with pytest.raises(ValueError, match=r"alpha: expected an integer label in \[0, 3\)"):
         expansion_move(np.zeros((5, 6), int), 3, unary, weights)
+    held = np.full((5, 6), 255)
+    held[2, 3] = 2
+    with pytest.raises(ValueError, match="labels: expected a labelling that satisfies hard, got 1 violating"):
+        expansion_move(np.zeros((5, 6), int), 1, unary, weights, hard=held)
     with pytest.raises(ValueError, match="init: expected integer labels"):
         alpha_expansion(unary, weights, init=np.full((5, 6), 0.5))
     with pytest.raises(ValueError, match="hard: expected batch size 2"):
