@@ -6,7 +6,7 @@
   Dykstra over rows and columns (Alg. 1), differentiated by autograd through the 1D operator.
 * :class:`TVProx1d`, :class:`TVProx2d`, :class:`TVLayer` -- thin modules (Eq. 3-4).
 
-The 1D forward is Condat's direct algorithm ("A Direct Algorithm for 1D Total Variation
+The 1D forward on CPU is Condat's direct algorithm ("A Direct Algorithm for 1D Total Variation
 Denoising", IEEE SPL 2013). It is not an iterative solver: it scans the signal (restarting from
 the start of the current segment after each jump, O(N) in practice, O(N^2) at worst) and
 decides every segment end and jump direction by comparing the running dual variable with
@@ -15,15 +15,20 @@ structure by the closed form of the KKT conditions, v_k = mean_k(x) - lam (s_{k-
 (s_k = sign of the jump after segment k, s_0 = s_K = 0). The result is the minimiser up to
 floating-point rounding (a few ulps of the values), not up to an iteration tolerance.
 
-Two implementations of the same algorithm produce the same numbers:
+Two implementations produce the same numbers (the same structure, then the same closed form):
 
-* a pure-torch one that runs Condat in lockstep over the batch (one step of every signal per
-  loop turn, the per-signal state held in tensors). It is the reference code path and the one
-  used on CUDA or any non-CPU device;
-* a numba kernel (``@njit(parallel=True, cache=True)``), used automatically for CPU tensors
-  when numba is importable. numba is optional: without it the torch path runs on CPU too.
+* a numba kernel of Condat's algorithm (``@njit(parallel=True, cache=True)``), used
+  automatically for CPU tensors when numba is importable;
+* a pure-torch one, used on CUDA or any non-CPU device, and on CPU without numba: a
+  primal-dual active-set (semismooth Newton) iteration on the dual box QP over all signals at
+  once, whose result is verified optimal (KKT up to rounding) row by row; see
+  `_active_set_torch`. Condat's algorithm run in lockstep over the batch (`_condat_torch`)
+  remains only as its last-resort fallback for rows it has not verified after a bounded number
+  of turns. numba is optional: without it the torch path runs on CPU too.
 
-The backward pass is shared by both and is plain vectorized torch.
+The backward pass is read off the segments of the solution: by a numba kernel (one pass per
+signal) for CPU tensors when numba is available, by vectorised torch otherwise; the two give
+the same numbers.
 
 Broadcasting of ``lam`` (both functions): ``lam`` is a Python number or a tensor whose shape
 broadcasts *to* the batch shape under numpy rules (dims aligned on the right), i.e.
@@ -189,45 +194,109 @@ def _condat_rows_kernel(x, lam, counts, out):  # pragma: no cover - compiled by 
                 u_max = neg_lam
 
 
+def _segment_backward_kernel(y, g, lam, counts, grad_x, grad_lam):  # pragma: no cover - compiled by numba
+    # `_segment_backward`, one row at a time: the segments are the maximal runs of equal y;
+    # grad_x = the mean of g over the segment of each sample, and
+    # grad_lam = sum over jumps of sign(jump) * (mean before - mean after). Sums run left to
+    # right and each mean is a sum divided by the length in g's dtype, as in the torch version.
+    n_rows, n = y.shape
+    zero = counts[0] - counts[0]
+    for b in _prange(n_rows):
+        identity = lam[b] == 0
+        total_lam = zero
+        previous_mean = zero
+        start = 0
+        while start < n:
+            total = g[b, start]
+            end = start + 1
+            while end < n and y[b, end] == y[b, end - 1]:
+                total += g[b, end]
+                end += 1
+            mean = total / counts[end - start - 1]
+            if identity:
+                for i in range(start, end):
+                    grad_x[b, i] = g[b, i]
+            else:
+                for i in range(start, end):
+                    grad_x[b, i] = mean
+            if start > 0:
+                if y[b, start] > y[b, start - 1]:
+                    total_lam += previous_mean - mean
+                else:
+                    total_lam -= previous_mean - mean
+            previous_mean = mean
+            start = end
+        grad_lam[b] = total_lam
+
+
+def _all_finite_kernel(values):  # pragma: no cover - compiled by numba
+    # x - x is 0 for a finite x and NaN for NaN or inf: one running sum, checked once.
+    total = values[0] - values[0]
+    for i in range(values.shape[0]):
+        total += values[i] - values[i]
+    return total == 0
+
+
+def _numba_compile() -> None:
+    if "kernel" in _NUMBA_STATE:
+        return
+    try:
+        import numba
+    except ImportError:
+        _NUMBA_STATE["kernel"] = _NUMBA_STATE["backward"] = _NUMBA_STATE["finite"] = None
+        return
+    global _prange
+    _prange = numba.prange
+    jit = numba.njit(parallel=True, cache=True, nogil=True)
+    _NUMBA_STATE["kernel"] = jit(_condat_rows_kernel)
+    _NUMBA_STATE["backward"] = jit(_segment_backward_kernel)
+    _NUMBA_STATE["finite"] = numba.njit(cache=True, nogil=True)(_all_finite_kernel)
+
+
 def _numba_kernel():
-    """The compiled kernel, or None when numba is not importable."""
-    if "kernel" not in _NUMBA_STATE:
-        try:
-            import numba
-        except ImportError:
-            _NUMBA_STATE["kernel"] = None
-        else:
-            global _prange
-            _prange = numba.prange
-            _NUMBA_STATE["kernel"] = numba.njit(parallel=True, cache=True, nogil=True)(_condat_rows_kernel)
+    """The compiled forward kernel, or None when numba is not importable."""
+    _numba_compile()
     return _NUMBA_STATE["kernel"]
+
+
+def _numba_backward_kernel():
+    """The compiled backward kernel, or None when numba is not importable."""
+    _numba_compile()
+    return _NUMBA_STATE["backward"]
 
 
 # Below this many samples one thread does the whole batch: starting the parallel region costs
 # more than it saves, and far more when the cores are busy (OpenMP threads then wait at the
 # barrier for a descheduled peer, milliseconds for a microsecond problem).
-_PARALLEL_MIN_SAMPLES = 1 << 16
+_PARALLEL_MIN_SAMPLES = 1 << 20
+
+
+def _run_numba(kernel, samples: int, *args) -> None:
+    """Call a compiled kernel, on one thread for small problems (see `_PARALLEL_MIN_SAMPLES`)."""
+    if samples >= _PARALLEL_MIN_SAMPLES:
+        kernel(*args)
+        return
+    import numba
+
+    # numba's thread count is per calling thread, so this does not leak to other threads.
+    threads = numba.get_num_threads()
+    if threads == 1:
+        kernel(*args)
+        return
+    numba.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
-    kernel = _numba_kernel()
     # The one place where the CPU path leaves torch: zero-copy views of contiguous CPU tensors.
-    x_np = x.detach().contiguous().numpy()
-    lam_np = lam.detach().contiguous().numpy()
+    x_np = x.detach().numpy()
+    lam_np = lam.detach().numpy()
     counts = np.arange(1, x.shape[1] + 1, dtype=x_np.dtype)
     out = np.empty_like(x_np)
-    if x_np.size >= _PARALLEL_MIN_SAMPLES:
-        kernel(x_np, lam_np, counts, out)
-    else:
-        import numba
-
-        # numba's thread count is per calling thread, so this does not leak to other threads.
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            kernel(x_np, lam_np, counts, out)
-        finally:
-            numba.set_num_threads(threads)
+    _run_numba(_numba_kernel(), x_np.size, x_np, lam_np, counts, out)
     return torch.from_numpy(out)
 
 
@@ -257,9 +326,8 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
     u_max = neg_lam.clone()
     v_min = x[:, 0] - lam
     v_max = x[:, 0] + lam
-    # is_end[b, i]: a segment of row b ends at i; right_sign[b, i]: the sign of the jump after
-    # it (0 for the last segment). Column n is a sink for rows that close nothing in a turn.
-    is_end = torch.zeros(n_rows, n + 1, device=device, dtype=torch.bool)
+    # right_sign[b, i]: the sign of the jump after a segment of row b that ends at i (0 inside a
+    # segment and for the last one). Column n is a sink for rows that close nothing in a turn.
     right_sign = torch.zeros(n_rows, n + 1, device=device, dtype=dtype)
     done = lam == 0
     sink = torch.full_like(k, n)
@@ -295,7 +363,6 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
         # one, [k0, N-1] at the end.
         end = torch.where(neg, k_minus, torch.where(pos, k_plus, k))
         write_at = torch.where(jump | final, end, sink).unsqueeze(1)
-        is_end.scatter_(1, write_at, True)
         right_sign.scatter_(1, write_at, (pos.to(dtype) - neg.to(dtype)).unsqueeze(1))
         done = done | final
 
@@ -335,36 +402,166 @@ def _condat_torch(x: Tensor, lam: Tensor) -> Tensor:
         u_min = torch.where(keep, u_min, new_u_min)
         u_max = torch.where(keep, u_max, new_u_max)
 
-    # Segment ids unique over the batch (from 1): a segment starts at each row start and after
-    # each segment end. The last segment of a row has right sign 0, so the left sign of every
-    # segment is the right sign of the segment before it in the flat order.
-    starts = torch.ones(n_rows, n, device=device, dtype=torch.int32)
-    starts[:, 1:] = is_end[:, : n - 1]
-    segment = starts.view(-1).cumsum(0, dtype=torch.int32)
-    size = n_rows * n + 1
-    totals = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, x.reshape(-1))
-    ones = torch.ones((), device=device, dtype=dtype).expand(n_rows * n)
-    lengths = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, ones)
-    right = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, right_sign[:, :n].reshape(-1))
-    left = torch.roll(right, 1)
-    length = lengths.clamp_min(1).index_select(0, segment).view(n_rows, n)
-    mean = (totals.index_select(0, segment) / length.view(-1)).view(n_rows, n)
-    jump_term = (left - right).index_select(0, segment).view(n_rows, n)
-    y = mean - lam.unsqueeze(1) * jump_term / length
+    _TORCH_STATS["fallback_turns"] = turn
+    # Every interior segment end carries its jump's sign; the last segment ends at N-1, sign 0.
+    y = _closed_form(x, lam, right_sign[:, : n - 1])
     # lam == 0 rows never ran: the prox is the identity (Eq. 5).
     return torch.where((lam == 0).unsqueeze(1), x, y)
 
 
-def _solve_rows(x: Tensor, lam: Tensor) -> Tensor:
+def _closed_form(x: Tensor, lam: Tensor, jump: Tensor) -> Tensor:
+    """The prox values from its structure: ``jump[b, i]`` in {-1, 0, +1} is the sign of the jump
+    between samples i and i+1 of row b (0: same segment). Each segment k gets
+    v_k = mean_k(x) - lam (s_{k-1} - s_k) / n_k (s_0 = s_K = 0): a segment sum and two divisions,
+    the same operations as the numba kernel, so a few ulps of the values whatever lam."""
+    n_rows, n = x.shape
+    device, dtype = x.device, x.dtype
+    # Segment ids unique over the batch (from 1): a segment starts at each row start and after
+    # each jump. The last segment of a row has right sign 0, so the left sign of every segment
+    # is the right sign of the segment before it in the flat order.
+    starts = torch.ones(n_rows, n, device=device, dtype=torch.int32)
+    starts[:, 1:] = jump != 0
+    segment = starts.view(-1).cumsum(0, dtype=torch.int32)
+    size = n_rows * n + 1
+    right_sign = torch.zeros(n_rows, n, device=device, dtype=dtype)
+    right_sign[:, : n - 1] = jump
+    totals = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, x.reshape(-1))
+    ones = torch.ones((), device=device, dtype=dtype).expand(n_rows * n)
+    lengths = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, ones)
+    right = torch.zeros(size, device=device, dtype=dtype).index_add_(0, segment, right_sign.view(-1))
+    left = torch.roll(right, 1)
+    length = lengths.clamp_min(1).index_select(0, segment).view(n_rows, n)
+    mean = (totals.index_select(0, segment) / length.view(-1)).view(n_rows, n)
+    jump_term = (left - right).index_select(0, segment).view(n_rows, n)
+    return mean - lam.unsqueeze(1) * jump_term / length
+
+
+# The active-set iteration below stops after _ACTIVE_SET_MAX_ITERS + N turns; the rows it has
+# not verified by then (none in the tests and benchmarks; a safeguard) are solved by the
+# lockstep Condat. After _ACTIVE_SET_SAFE_AFTER turns it switches to its safeguarded update.
+_ACTIVE_SET_MAX_ITERS = 100
+_ACTIVE_SET_SAFE_AFTER = 10
+# Counters of the last torch-path solve, for tests and benchmarks: active-set turns, the rows
+# handed to the lockstep Condat and the lockstep's turns.
+_TORCH_STATS: dict[str, int] = {"iterations": 0, "fallback_rows": 0, "fallback_turns": 0}
+
+
+def _active_set_torch(x: Tensor, lam: Tensor) -> Tensor:
+    """Exact 1D TV prox of the rows of ``x`` (B, N), lam (B,), by a primal-dual active-set
+    (semismooth Newton) iteration on the dual box QP, for all rows at once.
+
+    Dual: min_w 1/2 ||D^T w||^2 - w^T D x subject to |w_i| <= lam (w has N-1 entries, (D y)_i =
+    y_{i+1} - y_i), with y = x - D^T w, i.e. w = cumsum(y - x). The active set is the jump
+    structure: jump[b, i] = +-1 where w_i = +-lam (a jump between samples i and i+1 of that
+    sign), 0 where w_i is free. Given the structure, the Newton step on the free variables (the
+    reduced Hessian is tridiagonal) is solved exactly by the closed form of the KKT conditions,
+    v_k = mean_k(x) - lam (s_{k-1} - s_k) / n_k (`_closed_form`): segment sums, O(log N) depth.
+    The primal-dual active-set update (Hintermueller, Ito and Kunisch 2002, with c = 1) then
+    reads, with mu = D y (the jumps, the box multipliers):
+      jump_i = +1 if mu_i + w_i - lam > 0, -1 if mu_i + w_i + lam < 0, 0 otherwise,
+    keeping a jump whose sign the new y confirms. A row whose structure no longer changes is
+    VERIFIED optimal: the dual w = cumsum(y - x) of its closed-form y satisfies |w_i| <= lam
+    off the jumps, w_i = lam s_i at the jumps and every jump has its sign (a degenerate jump of
+    height 0 is allowed), each up to a bound on the rounding of these sums (a few eps * N * the
+    row's scale): the KKT conditions of the prox, so the result is the minimiser up to rounding,
+    as the Condat kernel's is. Rows are iterated until verified, the finished ones dropped; a
+    row still unverified after `_ACTIVE_SET_MAX_ITERS` + N turns (a safeguard: the iteration is
+    not guaranteed to terminate for two-sided bounds) is solved by the lockstep Condat.
+
+    Each turn is a fixed number of vectorised operations on the rows left (about 25 kernels
+    and one device sync), and the turns needed grow slowly with N (a few to a few tens), unlike
+    Condat in lockstep, whose turns grow like the number of samples times the restarts.
+    """
+    n_rows, n = x.shape
+    stats = _TORCH_STATS
+    stats.update(iterations=0, fallback_rows=0, fallback_turns=0)
+    if n == 1 or n_rows == 0:
+        return x.clone()
+    # The structure is decided in float64 whatever the input dtype (a float32 input is exact in
+    # float64): the dual sums then carry float64 rounding only, and the verification below is
+    # tight. The values are computed at the end in the input's dtype from that structure.
+    x64 = x.to(torch.float64)
+    lam64 = lam.to(torch.float64)
+    eps = torch.finfo(torch.float64).eps
+    # Rounding bounds. The closed-form values are within a few ulps of max(|x|) + lam (y lies
+    # within the range of x, and lam / n_k enters once); the running sums w_i = sum_{j<=i} r_j
+    # of r = y - x (|r| <= 2 max|x| + lam) then carry at most N such errors.
+    scale = x64.abs().amax(1) + lam64
+    tol_y = (16 * eps) * scale
+    tol_w = (16 * eps * n) * scale
+    dx = x64[:, 1:] - x64[:, :-1]
+    # Start from w = 0: the update above with mu = D x gives the jumps larger than lam.
+    lam_col = lam64.unsqueeze(1)
+    jump = torch.where(dx > lam_col, 1.0, torch.where(dx < -lam_col, -1.0, 0.0))
+    todo = (lam64 > 0).nonzero().squeeze(1)
+    for _ in range(_ACTIVE_SET_MAX_ITERS + n):
+        if todo.numel() == 0:
+            break
+        stats["iterations"] += 1
+        every = todo.numel() == n_rows
+        xs = x64 if every else x64.index_select(0, todo)
+        lam_s = lam64 if every else lam64.index_select(0, todo)
+        jump_s = jump if every else jump.index_select(0, todo)
+        ys = _closed_form(xs, lam_s, jump_s)
+        w = (ys - xs).cumsum(1)[:, :-1]
+        dy = ys[:, 1:] - ys[:, :-1]
+        lam_c = lam_s.unsqueeze(1)
+        tw = (tol_w if every else tol_w.index_select(0, todo)).unsqueeze(1)
+        ty = (tol_y if every else tol_y.index_select(0, todo)).unsqueeze(1)
+        active = jump_s != 0
+        # An active index stays when the jump has its sign (up to rounding) and its dual sits on
+        # the bound (true by construction up to rounding; checked, as part of the verification).
+        confirmed = active & (jump_s * dy >= -ty)
+        on_bound = (w - jump_s * lam_c).abs() <= tw
+        plus = dy + w - lam_c > tw
+        minus = dy + w + lam_c < -tw
+        new_jump = torch.where(confirmed, jump_s, torch.where(plus, 1.0, torch.where(minus, -1.0, 0.0)))
+        if stats["iterations"] > _ACTIVE_SET_SAFE_AFTER:
+            # Safeguard against cycling (the update above may cycle with two-sided bounds, e.g.
+            # by flipping two neighbouring jumps back and forth): a wrong-sign jump is removed,
+            # never flipped; a row with such jumps only removes them this turn (merging
+            # segments); otherwise each segment splits only at its most violated dual.
+            dropping = (active & ~confirmed).any(1, keepdim=True)
+            violation = torch.where(active, 0.0, w.abs() - lam_c - tw)
+            starts = torch.ones_like(xs, dtype=torch.int32)
+            starts[:, 1:] = active
+            segment = starts.view(-1).cumsum(0, dtype=torch.int32).view(xs.shape)[:, :-1].reshape(-1)
+            worst = torch.zeros(xs.numel() + 1, dtype=w.dtype, device=w.device)
+            worst = worst.scatter_reduce_(0, segment.long(), violation.reshape(-1), "amax")
+            most = (violation == worst.index_select(0, segment).view(w.shape)) & (violation > 0)
+            new_jump = torch.where(active, torch.where(confirmed, jump_s, 0.0), torch.where(most & ~dropping, new_jump, jump_s))
+        # Verified: the structure is stable and the KKT conditions hold up to rounding (free
+        # duals within the box, duals on the bound at the jumps, jumps of their sign).
+        feasible = torch.where(active, on_bound & confirmed, w.abs() <= lam_c + tw)
+        verified = ((new_jump == jump_s) & feasible).all(1)
+        if every:
+            jump = new_jump
+        else:
+            jump.index_copy_(0, todo, new_jump)
+        todo = todo[~verified]
+    y = _closed_form(x, lam, jump.to(x.dtype))
+    # lam == 0 rows were never iterated: the prox is the identity (Eq. 5).
+    y = torch.where((lam == 0).unsqueeze(1), x, y)
+    if todo.numel():
+        stats["fallback_rows"] = int(todo.numel())
+        y.index_copy_(0, todo, _condat_torch(x.index_select(0, todo), lam.index_select(0, todo)))
+    return y
+
+
+def _solve_rows(x: Tensor, lam: Tensor, backend: str) -> Tensor:
     """Exact 1D TV prox of every row of contiguous ``x`` (B, N) with ``lam`` (B,)."""
+    if backend == "numba":
+        return _condat_numba(x, lam)
+    return _active_set_torch(x, lam)
+
+
+def _pick_backend(x: Tensor) -> str:
     backend = _BACKEND
     if backend == "auto":
-        backend = "numba" if x.device.type == "cpu" and _numba_kernel() is not None else "torch"
-    if backend == "numba":
-        if x.device.type != "cpu" or _numba_kernel() is None:
-            raise RuntimeError("the numba backend needs numba and a CPU tensor")
-        return _condat_numba(x, lam)
-    return _condat_torch(x, lam)
+        return "numba" if x.device.type == "cpu" and _numba_kernel() is not None else "torch"
+    if backend == "numba" and (x.device.type != "cpu" or _numba_kernel() is None):
+        raise RuntimeError("the numba backend needs numba and a CPU tensor")
+    return backend
 
 
 def _segment_backward(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool) -> tuple[Tensor, Tensor | None]:
@@ -405,12 +602,29 @@ def _segment_backward(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool) -> t
     return mean, grad_lam
 
 
+def _segment_backward_numba(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool) -> tuple[Tensor, Tensor | None]:
+    """`_segment_backward` by the numba kernel (CPU): one pass per row, same numbers."""
+    n_rows, n = y.shape
+    y_np = y.detach().numpy()
+    g_np = grad.detach().reshape(n_rows, n).contiguous().numpy()
+    lam_np = lam.detach().contiguous().numpy()
+    counts = np.arange(1, n + 1, dtype=g_np.dtype)
+    grad_x = np.empty_like(g_np)
+    grad_lam = np.empty(n_rows, dtype=g_np.dtype)
+    _run_numba(_numba_backward_kernel(), g_np.size, y_np, g_np, lam_np, counts, grad_x, grad_lam)
+    return torch.from_numpy(grad_x), (torch.from_numpy(grad_lam) if need_lam else None)
+
+
 class _TVProx1dRows(torch.autograd.Function):
     """Exact 1D TV prox of the rows of a (B, N) tensor; lam (B,). Backward from the segments."""
 
     @staticmethod
     def forward(ctx, x: Tensor, lam: Tensor) -> Tensor:
-        y = _solve_rows(x, lam)
+        backend = _pick_backend(x)
+        y = _solve_rows(x, lam, backend)
+        # The backward needs the segments of y (read off y itself) and lam: the output is saved
+        # anyway by autograd's bookkeeping, so this costs no copy.
+        ctx.backend = backend
         ctx.save_for_backward(y, lam)
         return y
 
@@ -418,7 +632,12 @@ class _TVProx1dRows(torch.autograd.Function):
     def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:
         y, lam = ctx.saved_tensors
         need_x, need_lam = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_x, grad_lam = _segment_backward(y, grad_y, lam, need_lam)
+        # The backward follows the forward's backend: numba for CPU tensors (when available),
+        # the vectorised torch version otherwise; both give the same numbers.
+        if ctx.backend == "numba" and grad_y.device.type == "cpu" and y.shape[1] > 1:
+            grad_x, grad_lam = _segment_backward_numba(y, grad_y, lam, need_lam)
+        else:
+            grad_x, grad_lam = _segment_backward(y, grad_y, lam, need_lam)
         return (grad_x if need_x else None), grad_lam
 
 
@@ -434,11 +653,19 @@ def _check_x(x: object, min_dims: int, what: str) -> Tensor:
         raise ValueError(f"x must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
     if x.dtype not in _NATIVE_DTYPES + _UPCAST_DTYPES:
         raise ValueError(f"x must be float16, bfloat16, float32 or float64, got dtype {x.dtype}")
-    # Any NaN or inf entry makes the sum non-finite; only when the sum is not finite (which a
-    # finite x can also cause, by overflow) is the full element-wise test needed.
-    if x.numel() and not bool(torch.isfinite(x.detach().sum())) and not bool(torch.isfinite(x).all()):
+    if x.numel() and not _all_finite(x):
         raise ValueError("x must be finite, got NaN or inf entries")
     return x
+
+
+def _all_finite(x: Tensor) -> bool:
+    # On CPU with numba: one single-threaded pass (a torch reduction over a large tensor starts
+    # torch's thread pool, which costs milliseconds when the cores are busy).
+    if x.device.type == "cpu" and x.dtype in _NATIVE_DTYPES and _numba_kernel() is not None:
+        return bool(_NUMBA_STATE["finite"](x.detach().reshape(-1).numpy()))
+    # Any NaN or inf entry makes the sum non-finite; only when the sum is not finite (which a
+    # finite x can also cause, by overflow) is the full element-wise test needed.
+    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
 
 
 def _check_dim(dim: object, ndim: int) -> int:
@@ -503,7 +730,9 @@ def tv_prox_1d(x: Tensor, lam: float | Tensor, *, dim: int = -1) -> Tensor:
         \operatorname{Prox}^{1D}_{TV}(x, \lambda) = \arg\min_y \tfrac12 \|y - x\|_2^2
         + \lambda \sum_n |y_{n+1} - y_n|
 
-    Solved by Condat's direct algorithm (exact up to rounding, see the module docstring).
+    Solved by Condat's direct algorithm on CPU (numba) and by a verified active-set iteration
+    on the dual in torch (CUDA, or CPU without numba); both exact up to rounding, see the
+    module docstring.
     Differentiable in ``x`` and ``lam``: the backward pass uses the segments of the solution
     (the closed form of Eq. 8-9, in O(N)). ``lam = 0`` returns ``x`` and has the identity
     Jacobian in ``x``.

@@ -1,7 +1,8 @@
 """Tests of suite/solvers/tv.py: the exact 1D TV prox, the 2D Dykstra prox and the TV layer.
 
-References used here, each a different method from the one under test (Condat's direct
-algorithm, run as a torch lockstep and as a numba kernel):
+References used here, each a different method from the ones under test (Condat's direct
+algorithm as a numba kernel; in torch, a verified primal-dual active-set iteration on the dual
+box QP, with Condat run in lockstep as its last-resort fallback):
 
 * `enumerate_reference`: for short signals, every jump-sign pattern of the dual box-QP is
   tried, the closed form of the KKT conditions gives the candidate, and the one pattern whose
@@ -286,6 +287,85 @@ def test_lam_zero_is_identity_with_identity_gradient(backend):
     assert not torch.equal(y[1], x[1])
 
 
+def smooth_long_signals(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ramps and sinusoids (with and without a little noise) of length n, lam from 1e-3 to 1e2:
+    the inputs on which Condat's algorithm restarts most (its lockstep version needed ~9000
+    turns, ~9 s, for 512-sample ramps, and hundreds of thousands for 2000 samples)."""
+    generator = torch.Generator().manual_seed(30 + n)
+    t = torch.arange(n, dtype=torch.float64)
+    ramps = torch.linspace(-3, 3, n, dtype=torch.float64).expand(4, n)
+    sines = torch.stack([torch.sin(2 * math.pi * f * t / n) for f in (0.5, 2.0, 7.0, 40.0)])
+    noisy = sines + 0.05 * torch.randn(4, n, generator=generator, dtype=torch.float64)
+    x = torch.cat([ramps, 2 * ramps, sines, noisy])
+    lam = torch.logspace(-3, 2, x.shape[0], dtype=torch.float64)
+    return x, lam
+
+
+@pytest.mark.parametrize("n", [512, 2000])
+def test_torch_path_is_fast_and_exact_on_long_smooth_signals(n):
+    import time
+
+    x, lam = smooth_long_signals(n)
+    with tv._force_backend("torch"):
+        start = time.perf_counter()
+        y = tv_prox_1d(x, lam)
+        elapsed = time.perf_counter() - start
+        stats = dict(tv._TORCH_STATS)
+    # Verified by the active-set iteration itself, no lockstep fallback, in a bounded time.
+    assert stats["fallback_rows"] == 0
+    assert stats["iterations"] <= 100 + n // 4
+    assert elapsed < 30.0
+    for i in range(x.shape[0]):
+        xi, yi, li = x[i].numpy(), y[i].numpy(), float(lam[i])
+        assert kkt_violation(xi, li, yi) < 1e-9 * (1 + li), i
+    if HAS_NUMBA:
+        with tv._force_backend("numba"):
+            torch.testing.assert_close(y, tv_prox_1d(x, lam), rtol=0, atol=1e-12)
+    if prox_tv is not None:
+        method = proxtv_taut_string_method()
+        expected = np.stack([prox_tv.tv1_1d(x[i].numpy(), float(lam[i]), method=method) for i in range(len(x))])
+        np.testing.assert_allclose(y.numpy(), expected, rtol=0, atol=1e-9)
+    # float32: the structure is decided in float64, the values computed in float32.
+    with tv._force_backend("torch"):
+        y32 = tv_prox_1d(x.float(), lam.float())
+    torch.testing.assert_close(y32.double(), y, rtol=0, atol=1e-5 * (1 + x.abs().max().item()))
+
+
+def test_torch_path_iteration_counts_stay_small():
+    # The workload of Table 1 (8192 signals of 32 samples) and noisy signals of 512 samples.
+    generator = torch.Generator().manual_seed(31)
+    step = (torch.arange(32) >= 16).float()
+    x = step + 0.1 * torch.randn(2048, 32, generator=generator)
+    noisy = (torch.arange(512) >= 256).double() + 0.3 * torch.randn(64, 512, generator=generator, dtype=torch.float64)
+    with tv._force_backend("torch"):
+        y = tv_prox_1d(x, 1.0)
+        assert tv._TORCH_STATS["fallback_rows"] == 0 and tv._TORCH_STATS["iterations"] <= 30
+        y_noisy = tv_prox_1d(noisy, torch.logspace(-2, 1, 64, dtype=torch.float64))
+        assert tv._TORCH_STATS["fallback_rows"] == 0 and tv._TORCH_STATS["iterations"] <= 60
+    if HAS_NUMBA:
+        with tv._force_backend("numba"):
+            torch.testing.assert_close(y, tv_prox_1d(x, 1.0), rtol=0, atol=64 * torch.finfo(torch.float32).eps)
+            torch.testing.assert_close(
+                y_noisy, tv_prox_1d(noisy, torch.logspace(-2, 1, 64, dtype=torch.float64)), rtol=0, atol=1e-12
+            )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_path_lockstep_fallback(monkeypatch, dtype):
+    # With the active-set iteration cut to one turn, the unverified rows go to the lockstep
+    # Condat: the result is still the exact prox.
+    x, lam, reference = short_signal_cases(6)
+    # The iteration runs _ACTIVE_SET_MAX_ITERS + N turns at most: one turn here.
+    monkeypatch.setattr(tv, "_ACTIVE_SET_MAX_ITERS", 1 - x.shape[1])
+    with tv._force_backend("torch"):
+        y = tv_prox_1d(torch.from_numpy(x).to(dtype), torch.from_numpy(lam).to(dtype))
+        stats = dict(tv._TORCH_STATS)
+    assert stats["iterations"] == 1
+    assert 0 < stats["fallback_rows"] < x.shape[0] and stats["fallback_turns"] > 0
+    atol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(y.double().numpy(), reference, rtol=0, atol=atol)
+
+
 # ---------------------------------------------------------------------------------------------
 # 1D backward
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +415,69 @@ def test_lam_gradient_sign_matches_kkt():
     assert d_lam.item() == pytest.approx(-2.0 / 3.0, abs=1e-14)
     (d_lam,) = torch.autograd.grad(tv_prox_1d(x, lam)[0], lam)
     assert d_lam.item() == pytest.approx(1.0, abs=1e-14)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numba_backward_equals_torch_backward(dtype):
+    torch.manual_seed(22)
+    # Noisy steps (many segments), exact ties in x, lam = 0 rows, length-2 rows.
+    x = torch.randn(200, 23, dtype=dtype) + 3 * (torch.arange(23) > 11)
+    x[:20, 5:9] = 1.5
+    lam = torch.rand(200, dtype=dtype) * 2
+    lam[:10] = 0
+    with tv._force_backend("numba"):
+        y = tv_prox_1d(x, lam)
+    grad = torch.randn(200, 23, dtype=dtype)
+    for need_lam in (True, False):
+        gx_torch, gl_torch = tv._segment_backward(y, grad, lam, need_lam)
+        gx_numba, gl_numba = tv._segment_backward_numba(y, grad, lam, need_lam)
+        eps = torch.finfo(dtype).eps
+        torch.testing.assert_close(gx_numba, gx_torch, rtol=0, atol=8 * eps * grad.abs().max().item())
+        if need_lam:
+            torch.testing.assert_close(gl_numba, gl_torch, rtol=0, atol=64 * eps * grad.abs().max().item())
+        else:
+            assert gl_numba is None and gl_torch is None
+    # Through autograd: each backend runs its own backward; same gradients.
+    grads = {}
+    for backend in ("torch", "numba"):
+        xr = x.clone().requires_grad_(True)
+        lr = lam.clone().requires_grad_(True)
+        with tv._force_backend(backend):
+            out = tv_prox_1d(xr, lr)
+        out.backward(grad)
+        grads[backend] = (xr.grad, lr.grad)
+    tol = 64 * torch.finfo(dtype).eps * grad.abs().max().item()
+    torch.testing.assert_close(grads["numba"][0], grads["torch"][0], rtol=0, atol=tol)
+    torch.testing.assert_close(grads["numba"][1], grads["torch"][1], rtol=0, atol=tol)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed")
+def test_numba_backward_parallel_launch_matches_single_thread(monkeypatch):
+    torch.manual_seed(23)
+    x = torch.randn(300, 19, dtype=torch.float64)
+    grad = torch.randn(300, 19, dtype=torch.float64)
+    lam = torch.full((300,), 0.4, dtype=torch.float64)
+    y = tv._condat_numba(x, lam)
+    single = tv._segment_backward_numba(y, grad, lam, True)
+    monkeypatch.setattr(tv, "_PARALLEL_MIN_SAMPLES", 0)
+    parallel = tv._segment_backward_numba(y, grad, lam, True)
+    assert torch.equal(parallel[0], single[0]) and torch.equal(parallel[1], single[1])
+
+
+def test_gradcheck_float32_inputs_both_backends(backend):
+    # float32 forward/backward against float64 finite differences of the same (piecewise
+    # linear) map: the Jacobian is exact, so the analytic float32 gradient matches closely.
+    x64 = separated_signals(2, 24)
+    lam64 = torch.tensor(0.4, dtype=torch.float64)
+    x = x64.float().requires_grad_(True)
+    lam = lam64.float().requires_grad_(True)
+    y = tv_prox_1d(x, lam)
+    grad = torch.randn_like(y)
+    gx, gl = torch.autograd.grad(y, (x, lam), grad)
+    jac_x, jac_l = torch.autograd.functional.jacobian(lambda a, b: tv_prox_1d(a, b), (x64, lam64))
+    torch.testing.assert_close(gx.double(), torch.einsum("ij,ijkl->kl", grad.double(), jac_x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(gl.double(), (grad.double() * jac_l).sum(), rtol=0, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
