@@ -13,10 +13,21 @@ scribbles ``Y`` with 255 = unlabelled. The regularized loss (Eq. 4) is
 * grid CRF, GD on the relaxation (:func:`grid_gd_term`): Eq. (9),
   ``w_grid * sum_pq w~_pq (-<S_p, S_q>) / |N|`` (public ``SparseCutLayer``: negative dot
   product, normalised by the pair count, weight 3.5), ``w~`` the Eq. (2) weights with lambda = 1.
-* grid CRF, ADM (:func:`latent_labels`, :func:`adm_term`): X = argmin of Eq. (8),
-  ``lambda sum_pq w~_pq [X_p != X_q] + sum_p -log S_p(X_p)`` by alpha-expansion
-  (``suite.solvers.graphcut``), then ``gamma * CE(S, X)`` averaged over all pixels (Eq. 7 as the
-  public ``trainwithgc`` prototxt: ``pCE + 1.5 CE(fc8_interp, GC labels)``; X has no gradient).
+* grid CRF, ADM (:func:`latent_labels`, :func:`adm_term`), two formulations:
+
+  - the paper's (method ``grid-adm``, the default everywhere): X = argmin of Eq. (8),
+    ``lambda sum_pq w~_pq [X_p != X_q] + sum_{p in Omega_U} -log S_p(X_p)`` *subject to*
+    ``X_p = Y_p for all p in Omega_L`` (Eq. 8; Eq. 6 states the same constraint, and Sec. 2 says
+    "the equality constraints could be implemented as unary terms using prohibitive values of
+    unary potentials", which is what ``hard=`` does in ``suite.solvers.graphcut``); then Eq. (7),
+    ``pCE + gamma * sum_{p in Omega_U} D(X_p | S_p)`` with D = KL to a one-hot X = CE, averaged
+    over the unlabelled pixels (the labelled ones are pCE's, and X = Y there anyway).
+  - the public code's (method ``grid-adm-public``): the Caffe GC layer receives no scribbles, so X
+    is unconstrained, and the loss is ``pCE + 1.5 CE(fc8_interp, GC labels)`` over *all* pixels
+    (``trainwithgc`` prototxt). It is kept as a separate, labelled column.
+
+  In both, X carries no gradient and the unary of the scribbled pixels in Eq. (8) is the same
+  ``-log S`` (it does not matter where the constraint holds).
 
 Measured (never trained on): :func:`grid_crf_energy`, the Potts energy Eq. (1) of a hard
 labelling with the lambda = 1 weights, and :func:`grid_crf_relaxed`, Eq. (9) halved on soft S;
@@ -72,8 +83,8 @@ def latent_labels(probs: torch.Tensor, weights: np.ndarray, *, cycles: int = 5, 
         probs: ``(B, K, H, W)`` softmax S (detached here).
         weights: ``(B, 4, H, W)`` pair weights, lambda included (:func:`grid_weights_batch`).
         cycles: expansion cycles (public: 5, from GCO's all-zero labelling).
-        hard: optional ``(B, H, W)`` scribbles enforced as hard constraints (the public layer
-            passes none).
+        hard: optional ``(B, H, W)`` scribbles enforced as hard constraints ``X_p = Y_p`` (Eq. 8,
+            the paper's method); None leaves X unconstrained (the public layer passes none).
         executor: a process pool reused across calls (the public layer's OpenMP loop).
 
     Returns:
@@ -86,9 +97,27 @@ def latent_labels(probs: torch.Tensor, weights: np.ndarray, *, cycles: int = 5, 
     return torch.from_numpy(labels).to(probs.device)
 
 
-def adm_term(logits_full: torch.Tensor, latent: torch.Tensor, *, gamma: float) -> torch.Tensor:
-    """``gamma * mean_p CE(S_p, X_p)`` over all pixels (Eq. 7 with D = KL to a one-hot X)."""
-    return gamma * F.cross_entropy(logits_full, latent)
+def adm_term(logits_full: torch.Tensor, latent: torch.Tensor, *, gamma: float,
+             scribbles: torch.Tensor | None = None) -> torch.Tensor:
+    """The divergence term of Eq. (7), ``gamma * mean_p CE(S_p, X_p)`` (D = KL to a one-hot X).
+
+    Args:
+        logits_full: ``(B, K, H, W)`` logits at the image size.
+        latent: ``(B, H, W)`` int64 latent labels X.
+        gamma: the weight (public ``GC_CEWEIGHT`` = 1.5).
+        scribbles: ``(B, H, W)`` with 255 = unlabelled. Given: the mean runs over the unlabelled
+            pixels Omega_U only (the paper's Eq. 7). None: over all pixels (the public prototxt).
+    """
+    if scribbles is None:
+        return gamma * F.cross_entropy(logits_full, latent)
+    if scribbles.shape != latent.shape:
+        raise ValueError(f"scribbles: expected shape {tuple(latent.shape)} (the latent labels'), "
+                         f"got {tuple(scribbles.shape)}")
+    unlabelled = scribbles == UNLABELLED
+    if not unlabelled.any():
+        return logits_full.sum() * 0.0
+    target = torch.where(unlabelled, latent, torch.full_like(latent, UNLABELLED))
+    return gamma * F.cross_entropy(logits_full, target, ignore_index=UNLABELLED)
 
 
 def grid_gd_term(probs: torch.Tensor, weights: Any, *, weight: float) -> torch.Tensor:

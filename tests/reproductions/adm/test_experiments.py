@@ -33,7 +33,11 @@ def test_tables_end_to_end_at_smoke(adm_env, tmp_path):
     assert summary.ok and summary.not_run == 0, summary.failed
     df = store.frame(tmp_path / "results")
     t2 = df[(df.table == "Table 2") & (df.metric == "miou")]
-    assert len(t2) == 12 and t2.value.between(0, 100).all()
+    # The paper's six columns and the public-code ADM variant, for both mini networks.
+    assert len(t2) == 14 and t2.value.between(0, 100).all()
+    assert "+grid CRF ADM (public code: no hard constraints)" in set(t2.column)
+    t3 = df[df.table == "Table 3"]
+    assert "+grid CRF ADM (public code: no hard constraints)" not in set(t3.column)
     assert set(df[df.table == "Table 3"].metric) == {"accuracy", "trimap16_accuracy", "trimap8_accuracy"}
     t1 = df[(df.table == "Table 1") & (df.metric == "grid_crf_loss")]
     assert set(t1.column) == {"train GD", "train ADM", "val GD", "val ADM"} and (t1.value >= 0).all()

@@ -95,3 +95,38 @@ def test_dense_term_on_stored_lattices_is_mirror_invariant():
     cached = losses.dense_crf_term(training.unflip(mirrored_probs, flip), None,
                                    training.unflip(mirrored_scribbles, flip), weight=1.0, lattices=lattices)
     torch.testing.assert_close(cached, direct, rtol=0.03, atol=0.0)  # lattices of mirrored images differ slightly
+
+
+def test_adm_term_of_the_paper_averages_over_the_unlabelled_pixels_only():
+    """Eq. (7): gamma * sum over Omega_U of D(X_p | S_p); the scribbled pixels belong to pCE."""
+    logits = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    latent = torch.randint(0, 3, (1, 4, 4), generator=torch.Generator().manual_seed(5))
+    scribbles = torch.full((1, 4, 4), 255)
+    scribbles[0, 0, :] = 1
+    value = losses.adm_term(logits, latent, gamma=1.5, scribbles=scribbles)
+    log_probs = logits.log_softmax(1)[0]
+    picked = log_probs.gather(0, latent)[0]
+    expected = -1.5 * picked[1:, :].mean()
+    torch.testing.assert_close(value, expected)
+    value.backward()
+    assert (logits.grad[0, :, 0, :] == 0).all() and logits.grad[0, :, 1:, :].abs().sum() > 0
+    # Without scribbles (the public prototxt): all pixels.
+    torch.testing.assert_close(losses.adm_term(logits, latent, gamma=1.5), -1.5 * picked.mean())
+    with pytest.raises(ValueError, match="scribbles: expected shape"):
+        losses.adm_term(logits, latent, gamma=1.5, scribbles=scribbles[:, :2])
+
+
+def test_latent_labels_keep_the_scribbles_only_with_hard_constraints():
+    """Eq. (8) is subject to X_p = Y_p on Omega_L (the paper); the public layer passes no scribbles."""
+    images = _images()
+    # The network is confident in class 0 everywhere; the scribbles say class 2 on a stroke.
+    probs = torch.full((2, 3, 12, 12), 0.05)
+    probs[:, 0] = 0.9
+    scribbles = torch.full((2, 12, 12), 255)
+    scribbles[:, 3:5, 2:10] = 2
+    weights = losses.grid_weights_batch(images, smoothness=2.0)
+    constrained = losses.latent_labels(probs, weights, cycles=5, hard=scribbles)
+    free = losses.latent_labels(probs, weights, cycles=5)
+    labelled = scribbles != 255
+    assert (constrained[labelled] == 2).all()
+    assert (free[labelled] == 0).all()  # unconstrained, the scribble is overruled by the unary and Potts terms
