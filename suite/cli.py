@@ -139,8 +139,13 @@ def cmd_data(args) -> int:
         print(result if isinstance(result, str) else "\n".join(f"{k}: {v}" for k, v in dict(result).items()))
         return EXIT_OK
     if args.data_verb == "verify":
-        ok = manage.verify(profile=args.profile)
-        return EXIT_OK if ok in (True, None) or getattr(ok, "ok", False) else EXIT_FAILED
+        try:
+            report = manage.verify(profile=args.profile)  # strict: raises on any difference
+        except manage.DataVerificationError as err:
+            print(f"energybench: data verify FAILED:\n{err}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"data verify: every generated dataset matches ({report.get('dvc', report) if isinstance(report, dict) else report})")
+        return EXIT_OK
     if args.data_verb == "status":
         rows = manage.status()
         print(f"{'id':28s} {'kind':10s} {'present':8s} {'size':>10s}  version")
