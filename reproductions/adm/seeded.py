@@ -10,19 +10,17 @@ multi-label) and for the shallow experiment of Figs. 1-2 (binary, scribbles of a
   Eq. (2) weights (8-neighbourhood, Boykov-Jolly sigma), seeds as hard constraints; two labels
   by one s-t cut (the global optimum), more by alpha-expansion (``suite.solvers.graphcut``).
   ``iterations > 1`` re-estimates the colour models from the segmentation (GrabCut).
-* Dense CRF (:func:`dense_crf_mean_field`): the same unaries with the fully connected Potts
-  model of Eq. (3) (Krahenbuhl & Koltun 2011), inferred by mean-field; the message passing uses
-  the permutohedral lattice of ``suite.solvers.crf``. Seeds are clamped to their label.
+* Dense CRF: the same unaries with the fully connected Potts model of Eq. (3), inferred by
+  mean-field (:func:`suite.solvers.crf.dense_crf_mean_field`), seeds clamped to their label.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import ndimage
 
-from suite.solvers import crf, graphcut
+from suite.solvers import graphcut
 
 UNLABELLED = 255
 
@@ -98,48 +96,3 @@ def grid_segmentation(image: Any, seeds: Any, *, smoothness: float, iterations: 
         else:
             current, _ = graphcut.alpha_expansion(unaries, weights, cycles=cycles, hard=compact)
     return present[current]
-
-
-def dense_crf_mean_field(unaries: Any, image: Any, *, weight: float, sigma_xy: float, sigma_rgb: float,
-                         iterations: int = 5, seeds: Any = None) -> np.ndarray:
-    """Mean-field inference of the dense CRF (Potts, bilateral kernel of Eq. 3).
-
-    ``Q_p(l) ∝ exp(-U_p(l) + weight * sum_{q != p} k_pq Q_q(l))`` iterated ``iterations`` times from
-    ``Q = softmax(-U)`` (Krahenbuhl & Koltun 2011, Alg. 1 with the Potts compatibility); the sum is
-    one permutohedral filtering minus the ``q = p`` term. Seeds are clamped to one-hot.
-
-    Args:
-        unaries: ``(H, W, L)``. image: ``(H, W, 3)`` colours in the units of ``sigma_rgb``.
-        weight: w of the kernel. sigma_xy, sigma_rgb: bandwidths (pixels, colour units).
-        seeds: optional ``(H, W)`` labels in ``[0, L)`` or 255.
-
-    Returns:
-        ``(H, W, L)`` float64 marginals Q.
-    """
-    unaries = np.asarray(unaries, dtype=np.float64)
-    image = np.asarray(image, dtype=np.float64)
-    if unaries.ndim != 3 or unaries.shape[:2] != image.shape[:2]:
-        raise ValueError(f"unaries: expected (H, W, L) with (H, W) = {image.shape[:2]}, got {unaries.shape}")
-    height, width, num_labels = unaries.shape
-    lattice = crf.dense_crf_lattices(torch.from_numpy(image).permute(2, 0, 1)[None], sigma_xy=sigma_xy,
-                                     sigma_rgb=sigma_rgb)[0]
-    flat_unary = unaries.reshape(-1, num_labels)
-    clamp = None
-    if seeds is not None:
-        seeds = np.asarray(seeds).reshape(-1)
-        clamp = seeds != UNLABELLED
-        one_hot = np.eye(num_labels)[np.where(clamp, seeds, 0)]
-
-    def normalised(energy):
-        energy = energy - energy.min(axis=1, keepdims=True)
-        q = np.exp(-energy)
-        q /= q.sum(axis=1, keepdims=True)
-        if clamp is not None:
-            q[clamp] = one_hot[clamp]
-        return q
-
-    q = normalised(flat_unary)
-    for _ in range(int(iterations)):
-        message = np.asarray(lattice.filter(q)) - q
-        q = normalised(flat_unary - weight * message)
-    return q.reshape(height, width, num_labels)

@@ -27,6 +27,7 @@ import numpy as np
 
 from metrics.segmentation import iou
 from suite.harness import experiment
+from suite.solvers import crf, graphcut
 
 from . import data as adm_data
 from . import seeded
@@ -107,13 +108,11 @@ def segment(image: np.ndarray, seeds: np.ndarray, settings, *, scale: float = 1.
     small_seeds = _resize_seeds(seeds, scale)
     s = max(small.shape[:2]) / REFERENCE_SIDE
     unaries = seeded.colour_unaries(small, small_seeds, 2, bins=settings["bins"])
-    from suite.solvers import graphcut
-
     weights = graphcut.grid_weights(small, neighbourhood=8, smoothness=settings["grid_smoothness"] * s)
     grid, _ = graphcut.binary_graphcut(unaries, weights, hard=small_seeds)
-    q = seeded.dense_crf_mean_field(unaries, small, weight=settings["dense_weight"] / s**2,
-                                    sigma_xy=settings["dense_sigma_xy"] * s, sigma_rgb=settings["dense_sigma_rgb"],
-                                    iterations=settings["mean_field_iterations"], seeds=small_seeds)
+    q = crf.dense_crf_mean_field(unaries, small, weight=settings["dense_weight"] / s**2,
+                                 sigma_xy=settings["dense_sigma_xy"] * s, sigma_rgb=settings["dense_sigma_rgb"],
+                                 iterations=settings["mean_field_iterations"], seeds=small_seeds)
     dense = q.argmax(axis=2)
     out = {}
     for name, labels in (("grid", grid), ("dense", dense)):

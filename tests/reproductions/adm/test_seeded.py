@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from reproductions.adm import seeded
+from suite.solvers import crf
 
 
 def _two_regions(size=32, seed=0):
@@ -47,7 +48,7 @@ def test_multi_label_proposals_use_only_the_scribbled_labels():
 def test_dense_mean_field_segments_and_clamps_seeds():
     image, seeds, truth = _two_regions()
     unaries = seeded.colour_unaries(image, seeds, 2)
-    q = seeded.dense_crf_mean_field(unaries, image, weight=1.0, sigma_xy=8.0, sigma_rgb=13.0, seeds=seeds)
+    q = crf.dense_crf_mean_field(unaries, image, weight=1.0, sigma_xy=8.0, sigma_rgb=13.0, seeds=seeds)
     np.testing.assert_allclose(q.sum(axis=2), 1.0)
     assert (q.argmax(axis=2) == truth).mean() > 0.9
     assert (q[seeds == 1][:, 1] == 1.0).all()

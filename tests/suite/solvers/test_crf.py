@@ -360,3 +360,55 @@ def test_lattice_construction_numba_equals_numpy():
     np.testing.assert_array_equal(codes, codes_np)
     np.testing.assert_allclose(weights, weights_np, rtol=0, atol=1e-12)
     assert (weights >= -1e-12).all() and np.allclose(weights.sum(1), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mean-field inference against the dense W
+# ---------------------------------------------------------------------------------------------
+def brute_force_mean_field(unaries, image, weight, sigma_xy, sigma_rgb, iterations, seeds=None):
+    """Krahenbuhl & Koltun's Alg. 1 (Potts) with the dense N x N kernel, written out."""
+    height, width, labels = unaries.shape
+    kernel = dense_kernel(torch.from_numpy(image.transpose(2, 0, 1).copy()), sigma_xy, sigma_rgb)
+    np.fill_diagonal(kernel, 0.0)  # the sum runs over q != p
+    flat = unaries.reshape(-1, labels)
+    clamp = None if seeds is None else seeds.reshape(-1) != 255
+    q = None
+    energy = flat
+    for step in range(iterations + 1):
+        q = np.exp(-(energy - energy.min(1, keepdims=True)))
+        q /= q.sum(1, keepdims=True)
+        if clamp is not None:
+            q[clamp] = np.eye(labels)[seeds.reshape(-1)[clamp]]
+        energy = flat - weight * (kernel @ q)
+    return q.reshape(height, width, labels)
+
+
+@pytest.mark.parametrize("name, sigma_xy, sigma_rgb, weight", [("astronaut", 10.0, 20.0, 0.05), ("coffee", 5.0, 15.0, 0.2)])
+def test_mean_field_close_to_brute_force(name, sigma_xy, sigma_rgb, weight):
+    rng = np.random.default_rng(3)
+    image = photo(32, 32, name).numpy().transpose(1, 2, 0).copy()
+    unaries = -np.log(smooth_probs(rng, 1, 3, 32, 32, spread=1.0)[0].numpy().transpose(1, 2, 0))
+    seeds = np.full((32, 32), 255)
+    seeds[4:8, 4:8], seeds[24:28, 20:30] = 0, 2
+    ours = crf.dense_crf_mean_field(unaries, image, weight=weight, sigma_xy=sigma_xy, sigma_rgb=sigma_rgb,
+                                    iterations=5, seeds=seeds)
+    reference = brute_force_mean_field(unaries, image, weight, sigma_xy, sigma_rgb, 5, seeds)
+    np.testing.assert_allclose(ours.sum(2), 1.0)
+    assert (ours[seeds == 2][:, 2] == 1.0).all()
+    # the lattice approximates W (see test_dense_loss_close_to_brute_force): measured mean
+    # |Q - Q_dense| 0.011 and 0.015, labellings equal on 98% and 97% of the pixels, while the
+    # messages changed 17% and 26% of the labels from the unaries' argmin
+    assert np.abs(ours - reference).mean() < 0.03
+    assert (ours.argmax(2) == reference.argmax(2)).mean() > 0.95
+    assert (reference.argmax(2) != unaries.argmin(2)).mean() > 0.05
+
+
+def test_mean_field_rejects_bad_input():
+    image = np.zeros((8, 8, 3))
+    with pytest.raises(ValueError, match=r"unaries: expected \(H, W, L\)"):
+        crf.dense_crf_mean_field(np.zeros((8, 7, 2)), image, weight=1.0, sigma_xy=3.0, sigma_rgb=10.0)
+    with pytest.raises(ValueError, match="unaries: expected finite"):
+        crf.dense_crf_mean_field(np.full((8, 8, 2), np.nan), image, weight=1.0, sigma_xy=3.0, sigma_rgb=10.0)
+    with pytest.raises(ValueError, match=r"seeds: expected labels in \[0, 2\)"):
+        crf.dense_crf_mean_field(np.zeros((8, 8, 2)), image, weight=1.0, sigma_xy=3.0, sigma_rgb=10.0,
+                                 seeds=np.full((8, 8), 3))
