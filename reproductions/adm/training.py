@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from filelock import FileLock
 
 from metrics.segmentation import ConfusionMatrix, trimap_mask
+from suite.harness.threads import limit_threads
 
 from . import data as adm_data
 from . import losses, models, seeded
@@ -179,35 +180,6 @@ def dense_lattices(dataset: adm_data.TrainingSet, indices, *, sigma_xy: float, s
     return out
 
 
-@contextlib.contextmanager
-def torch_threads(count: int | None):
-    """Run with ``count`` torch threads (None: leave torch's setting), restored afterwards."""
-    previous = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(int(count))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextlib.contextmanager
-def single_numba_thread():
-    """numba's parallel kernels with one thread: on a machine shared with other jobs (and beside
-    torch's own threads) its thread pool stalls the permutohedral filter by orders of magnitude."""
-    try:
-        import numba
-    except ImportError:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +270,8 @@ def train_network(model: torch.nn.Module, dataset: adm_data.TrainingSet, *, meth
     if progress is not None:
         steps = progress(steps, desc=f"{method}", total=int(iterations))
     try:
-        stack.enter_context(single_numba_thread())
-        stack.enter_context(torch_threads(s.get("threads")))
+        # numba's pool beside torch's threads stalls the permutohedral filter on a shared machine
+        stack.enter_context(limit_threads(torch_threads=s.get("threads"), numba_threads=1))
         if curve is not None:
             history["curve"].append({"step": 0, **curve(model)})
         for step in steps:
@@ -505,7 +477,7 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
         evalset = evaluation_set(ctx)
         dataset = training_set(ctx, length=length)
         subset = dataset.subset(subset_indices(len(dataset), s["train_subset"], seed=ctx.seed))
-        with torch_threads(s.get("threads")):
+        with limit_threads(torch_threads=s.get("threads")):
             result = _measure(ctx, trained, evalset, subset)
         write_json_atomic(path, result)
         return result

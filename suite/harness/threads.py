@@ -1,0 +1,33 @@
+"""Thread-pool limits for a block of work, restored afterwards.
+
+Experiments run small solves whose cost is dominated by thread-pool overhead (a few variables
+per batch item, or numba kernels beside torch's own threads on a shared 2-core machine); they
+set their pools here rather than each paper keeping its own copy.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def limit_threads(*, torch_threads: int | None = None, numba_threads: int | None = None) -> Iterator[None]:
+    """Run the block with ``torch_threads`` intra-op torch threads and ``numba_threads`` numba
+    threads (None or 0 leaves that pool as it is; numba absent is fine)."""
+    with contextlib.ExitStack() as stack:
+        if torch_threads:
+            previous_torch = torch.get_num_threads()
+            torch.set_num_threads(int(torch_threads))
+            stack.callback(torch.set_num_threads, previous_torch)
+        if numba_threads:
+            try:
+                import numba
+            except ImportError:
+                numba = None
+            if numba is not None:
+                previous_numba = numba.get_num_threads()
+                numba.set_num_threads(min(int(numba_threads), numba.config.NUMBA_NUM_THREADS))
+                stack.callback(numba.set_num_threads, previous_numba)
+        yield
