@@ -143,8 +143,11 @@ def execute(task: Task, options: Options, *, threads: int | None = None, show_pr
     if threads:
         torch.set_num_threads(threads)
     path = store.cell_path(options.results, task.key)
+    # locks live apart from the results, so that copying results/cells/ merges machines cleanly
+    lock = Path(options.results) / ".locks" / f"{task.key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.with_suffix(".lock"))):
+    with FileLock(str(lock)):
         if not options.force and is_done(path):
             return "cached"
         exp = registry.get(task.experiment)

@@ -92,6 +92,8 @@ def test_run_caches_and_force_reruns(tmp_path, monkeypatch):
     assert summary.ran == 4 and len(ran(log)) == 8
     files = list((tmp_path / "results" / "cells").glob("*.json"))
     assert len(files) == 4
+    # only results in cells/: merging machines is copying that folder
+    assert sorted(p.suffix for p in (tmp_path / "results" / "cells").iterdir()) == [".json"] * 4
     cell = json.loads(files[0].read_text())
     for field in ("git_commit", "git_dirty", "python", "torch", "numpy", "cpu", "device_name", "seed",
                   "wall_s", "peak_rss_mb", "command"):
