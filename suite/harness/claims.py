@@ -168,6 +168,26 @@ def measure(df: pd.DataFrame, selection: Mapping[str, Any], *, paper: str | None
     return Measured(float(values.mean()), std, len(values), devices, label)
 
 
+def _label(selection: Mapping[str, Any]) -> str:
+    return "/".join(str(selection[k]) for k in ("table", "row", "column", "metric") if k in selection)
+
+
+def _missing(df: pd.DataFrame, selections: list[Mapping[str, Any]], *, paper: str) -> str:
+    """Why a claim could not be judged: the unmeasured rows, and the reasons their cells gave."""
+    reasons: list[str] = []
+    for selection in selections:
+        mask = df.paper == paper if "paper" not in selection else pd.Series(True, index=df.index)
+        for key, value in selection.items():
+            if key != "step" and key in df:
+                mask &= df[key] == value
+        if "note" in df:
+            for note in df[mask & df.value.isna()].note.dropna().unique():
+                if note not in reasons:
+                    reasons.append(str(note))
+    text = "no measurement of " + "; ".join(_label(s) for s in selections)
+    return text + (f" ({'; '.join(reasons[:3])})" if reasons else " (not run at this profile)")
+
+
 def _fmt(m: Measured) -> str:
     return f"{m.label} = {m.mean:.4g} ± {m.std:.2g} (n={m.n})"
 
@@ -197,7 +217,7 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str) -> Verdic
     if claim.kind == "value":
         m = get(spec["select"])
         if m is None:
-            return Verdict(claim, NOT_RUN, f"no measurement of {spec['select']}")
+            return Verdict(claim, NOT_RUN, _missing(df, [spec["select"]], paper=paper))
         tol = spec.get("tolerance")
         if tol is None:
             tol = abs(float(spec["expected"])) * float(spec.get("rel_tolerance", 0.0))
@@ -210,7 +230,7 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str) -> Verdic
         ms = [get(sel) for sel in spec["chain"]]
         if any(m is None for m in ms):
             missing = [sel for sel, m in zip(spec["chain"], ms) if m is None]
-            return Verdict(claim, NOT_RUN, f"no measurement of {missing}")
+            return Verdict(claim, NOT_RUN, _missing(df, missing, paper=paper))
         sign = _direction(df, spec["chain"][0])
         gains = [(a.mean - b.mean) * sign for a, b in zip(ms, ms[1:])]
         noises = [math.hypot(a.std, b.std) for a, b in zip(ms, ms[1:])]
@@ -228,7 +248,7 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str) -> Verdic
         fast, slow = get(spec["faster"]), get(spec["slower"])
         if fast is None or slow is None:
             missing = [s for s, m in ((spec["faster"], fast), (spec["slower"], slow)) if m is None]
-            return Verdict(claim, NOT_RUN, f"no measurement of {missing}")
+            return Verdict(claim, NOT_RUN, _missing(df, missing, paper=paper))
         if len(fast.devices | slow.devices) != 1:
             return Verdict(claim, NOT_RUN, "the two rows were measured on different device classes "
                            f"({sorted(fast.devices | slow.devices)}); ratios are judged within one class only")
@@ -242,7 +262,7 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str) -> Verdic
     method, baseline = get(spec["method"]), get(spec["baseline"])
     if method is None or baseline is None:
         missing = [s for s, m in ((spec["method"], method), (spec["baseline"], baseline)) if m is None]
-        return Verdict(claim, NOT_RUN, f"no measurement of {missing}")
+        return Verdict(claim, NOT_RUN, _missing(df, missing, paper=paper))
     sign = _direction(df, spec["method"])
     gain = (method.mean - baseline.mean) * sign
     paper_gain = float(spec["paper_gain"])

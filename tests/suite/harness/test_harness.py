@@ -209,6 +209,17 @@ def test_ratio_across_device_classes_is_not_judged():
     assert result.verdict == claims.NOT_RUN and "device class" in result.evidence
 
 
+def test_not_run_claim_names_the_rows_and_the_cells_reasons():
+    df = _frame([("ours", 1.0, 0.1, "cpu"), ("peer", 2.0, None, "cpu")])
+    df.loc[df.row == "peer", ["value", "note"]] = [None, "not run: prox-tv not installed"]
+    claim = _claim("ratio", faster={"row": "ours"}, slower={"row": "peer", "metric": "time"}, at_least=2)
+    result = claims.judge(claim, df, paper="p", profile="mini")
+    assert result.verdict == claims.NOT_RUN
+    assert result.evidence == "no measurement of peer/time (not run: prox-tv not installed)"
+    missing = claims.judge(_claim("ordering", chain=[{"row": "ours"}, {"row": "gone"}]), df, paper="p", profile="mini")
+    assert missing.evidence == "no measurement of gone (not run at this profile)"
+
+
 def test_ordering_improvement_value_and_not_run():
     df = _frame([("a", 1.0, 0.1, "cpu"), ("b", 2.0, 0.1, "cpu"), ("c", 2.05, 0.1, "cpu")])
     judge = lambda c, profile="mini": claims.judge(c, df, paper="p", profile=profile).verdict  # noqa: E731
