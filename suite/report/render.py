@@ -135,6 +135,16 @@ def _save_plots(exp: registry.Experiment, frame: pd.DataFrame, folder: Path) -> 
     return names
 
 
+def _in_grid_order(frame: pd.DataFrame, exp: registry.Experiment, profile: str) -> pd.DataFrame:
+    """Records in the order of the experiment's grid (cells are stored by hash, in no order),
+    so that rows and columns only we have appear as the experiment lists them."""
+    if frame.empty:
+        return frame
+    position = {json.dumps(c, sort_keys=True): i for i, c in enumerate(exp.cells(profile))}
+    order = frame.cell.map(lambda c: position.get(c, len(position)))
+    return frame.assign(_grid=order.to_numpy()).sort_values("_grid", kind="stable").drop(columns="_grid")
+
+
 def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
           papers_root: Path | None = None) -> Path:
     """Render ``out/index.html`` and one page per paper from the cells under ``results``."""
@@ -155,7 +165,7 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
         verdicts = claims_mod.judge_all(paper, frame, profile=profile) if paper else []
         sections = []
         for exp in exps:
-            eframe = frame[frame.experiment == exp.id]
+            eframe = _in_grid_order(frame[frame.experiment == exp.id], exp, profile)
             ecells = [c for c in cells if c["experiment"] == exp.id]
             tables = list(dict.fromkeys(
                 [t.table for t in (paper.tables if paper else ()) if t.experiment == exp.id]

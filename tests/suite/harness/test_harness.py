@@ -266,6 +266,16 @@ def test_report_escapes_and_shows_failures(tmp_path):
     assert "toypaper.html" in index.read_text()
 
 
+def test_report_lists_rows_in_grid_order_not_hash_order(tmp_path):
+    from suite.report.render import build
+
+    runner.run([registry.get("toypaper.square")], options(tmp_path, profile="smoke"))
+    build(tmp_path / "results", tmp_path / "reports", profile="smoke")
+    page = (tmp_path / "reports" / "toypaper.html").read_text()
+    positions = [page.index(f">n={n}<") for n in (1, 2, 3, 4)]
+    assert positions == sorted(positions)
+
+
 def _cli(*args, env_extra=None):
     env = {**os.environ, "ENERGYBENCH_PLUGINS": "tests.suite.harness.toy_experiments", "PYTHONPATH": str(REPO),
            **(env_extra or {})}
