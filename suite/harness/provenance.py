@@ -73,6 +73,26 @@ def environment(device: str) -> dict[str, Any]:
     }
 
 
+def reset_peak_rss() -> bool:
+    """Start a new resident-memory high-water mark, so that each cell reports its own peak and
+    not the largest cell run before it in the same process. Linux only (``/proc/self/clear_refs``
+    with 5 resets VmHWM); returns False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
-    """High-water mark of this process's resident memory (Linux reports KiB)."""
+    """High-water mark of this process's resident memory in MiB since :func:`reset_peak_rss`
+    (VmHWM), else over the whole process (``ru_maxrss``, KiB on Linux)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -160,6 +160,7 @@ def execute(task: Task, options: Options, *, threads: int | None = None, show_pr
             else (lambda it=None, **kw: it),
         )
         _seed_everything(task.seed)
+        provenance.reset_peak_rss()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         error = None

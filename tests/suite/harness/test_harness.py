@@ -295,3 +295,17 @@ def test_cli_exit_codes(tmp_path):
     if not torch.cuda.is_available():
         res = _cli("run", "toypaper.square", "--device", "cuda", "--results", str(tmp_path))
         assert res.returncode == 2 and "cuda" in res.stderr
+
+
+def test_peak_memory_is_per_cell_not_per_process():
+    import numpy as np
+
+    from suite.harness import provenance
+
+    if not provenance.reset_peak_rss():
+        pytest.skip("no /proc/self/clear_refs on this system")
+    block = np.ones(40_000_000)  # 320 MB resident
+    high = provenance.peak_rss_mb()
+    del block
+    provenance.reset_peak_rss()
+    assert provenance.peak_rss_mb() < high - 200
