@@ -240,7 +240,7 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str) -> Verdic
             verdict = NOT_REPRODUCED
         else:
             verdict = WITHIN_NOISE
-        order = " > ".join(_fmt(m) for m in ms)
+        order = (" > " if sign > 0 else " < ").join(_fmt(m) for m in ms)
         return Verdict(claim, verdict, f"{order} ({'higher' if sign > 0 else 'lower'} is better)",
                        {"means": [m.mean for m in ms], "gains": gains})
 
