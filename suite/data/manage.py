@@ -252,7 +252,8 @@ def verify(*, profile: str = "mini", root: str | os.PathLike | None = None, seed
         # Folders in data/ that are not generated (real datasets added by the user) count as they are.
         if root.is_dir():
             for entry in sorted(root.iterdir()):
-                if entry.name not in generated and not entry.name.startswith("."):
+                # symlinked datasets are invisible to DVC (see add), so to this comparison too
+                if entry.name not in generated and not entry.name.startswith(".") and not entry.is_symlink():
                     files = manifest(entry)["files"] if entry.is_dir() else {"": registry.file_md5(entry)}
                     combined.update({f"{entry.name}/{k}".rstrip("/"): v for k, v in files.items()})
         rebuilt_md5 = dvc_dir_md5(combined)
@@ -315,7 +316,12 @@ def add(path: str | os.PathLike, *, as_id: str, link: bool = False, root: str | 
             shutil.rmtree(staging, ignore_errors=True)
     report = {"id": as_id, "path": str(target), "samples": len(opened), "version": manifest(target)["version"],
               "linked": link}
-    if record and _is_repo_data(root):
+    if link:
+        # DVC skips symlinks inside a tracked folder (it would record data/ without this dataset),
+        # so a linked dataset is versioned by its manifest hash alone, which every result records.
+        report["dvc"] = {"recorded": False, "reason": "a linked dataset stays outside DVC (DVC does not follow "
+                         f"links); its manifest version {report['version'][:12]} is recorded with every result"}
+    elif record and _is_repo_data(root):
         report["dvc"] = _dvc_add(root)
     else:
         report["dvc"] = {"recorded": False, "reason": "root is not the repository's data/ folder" if record else "record=False"}

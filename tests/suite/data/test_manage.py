@@ -119,3 +119,33 @@ def test_committed_data_dvc_matches_a_fresh_mini_build():
     if all(entry["status"] != "missing" for entry in report["datasets"].values()):
         assert report["ok"], {k: v["differing_files"][:3] for k, v in report["datasets"].items()}
     assert time.perf_counter() - started < 300
+
+
+def test_linked_dataset_stays_out_of_dvc_and_of_verify(tmp_path, monkeypatch):
+    """DVC skips a symlinked folder inside data/ (checked here with real DVC), so `add --link`
+    must not record data.dvc, and verify must not count the link."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    monkeypatch.setenv("ENERGYBENCH_CACHE", str(tmp_path / "cache"))
+    repository = tmp_path / "repo"
+    (repository / "data" / "kept").mkdir(parents=True)
+    (repository / "data" / "kept" / "a.txt").write_text("a\n")
+    subprocess.run(["git", "init", "-q"], cwd=repository, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repository, check=True)
+    source = _otb_folder(tmp_path / "otb-source")
+    (repository / "data" / "otb").symlink_to(source, target_is_directory=True)
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "data"], cwd=repository, check=True)
+    recorded = manage.read_dvc_md5(repository / "data.dvc")
+    assert recorded["nfiles"] == 1  # the link's files are not in DVC's record
+    (repository / "data" / "otb").unlink()
+    before = (repository / "data.dvc").read_text()
+    report = manage.add(source, as_id="otb", root=repository / "data", link=True)
+    assert report["dvc"]["recorded"] is False and "outside DVC" in report["dvc"]["reason"]
+    assert (repository / "data.dvc").read_text() == before
+    # our DVC md5 of what DVC saw (data/kept only) equals DVC's own: the link is rightly left out
+    files = {f"kept/{k}": v for k, v in registry.manifest(repository / "data" / "kept")["files"].items()}
+    assert manage.dvc_dir_md5(files) == recorded["md5"]
