@@ -20,6 +20,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (timing cells run alone)")
+    parser.add_argument("--executor", default="local", choices=("local", "ray"),
+                        help="local processes (-j) or a Ray cluster (pip install -e '.[ray]')")
+    parser.add_argument("--address", default=None, help="the Ray cluster's address, or auto for one started here "
+                                                        "(default: $RAY_ADDRESS, else a private local instance)")
     parser.add_argument("--force", action="store_true", help="rerun cells that already have results")
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     parser.add_argument("--seeds", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
@@ -94,7 +98,8 @@ def _run(args) -> int:
 
     experiments = registry.resolve(args.targets)
     options = runner.Options(profile=args.profile, device=args.device, jobs=max(1, args.jobs), force=args.force,
-                             results=args.results, seeds=args.seeds, progress=not args.no_progress)
+                             results=args.results, seeds=args.seeds, progress=not args.no_progress,
+                             executor=args.executor, address=args.address)
     summary = runner.run(experiments, options)
     print(f"cells: {summary.ran} ran, {summary.cached} already done, {summary.not_run} not run (see report), "
           f"{len(summary.failed)} failed; results in {args.results}/cells")

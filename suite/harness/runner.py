@@ -30,6 +30,8 @@ class Options:
     results: Path = Path("results")
     seeds: tuple[int, ...] | None = None
     progress: bool = True
+    executor: str = "local"  # "local" (-j processes) or "ray" (a Ray cluster, see executors.py)
+    address: str | None = None  # the Ray cluster's address (None: $RAY_ADDRESS, else a local Ray)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Task:
     key: str
     data_versions: dict
     timing: bool
+    source: str = ""  # the experiment's source hash at planning time (checked by remote workers)
 
 
 @dataclass
@@ -102,9 +105,10 @@ def ensure_generated(experiments: list[registry.Experiment], options: Options) -
     return missing
 
 
-def plan(experiments: list[registry.Experiment], options: Options) -> list[Task]:
-    device = resolve_device(options.device)
-    dclass = provenance.device_class(device)
+def plan(experiments: list[registry.Experiment], options: Options, *, device_class: str | None = None) -> list[Task]:
+    """The cells to run, each with its key. ``device_class``: where they will run when that is
+    not this machine (a Ray cluster's workers); default: this machine's resolved device."""
+    dclass = device_class or provenance.device_class(resolve_device(options.device))
     tasks = []
     for exp in experiments:
         seeds = options.seeds or tuple(exp.settings(options.profile).get("seeds", (0,)))
@@ -114,7 +118,7 @@ def plan(experiments: list[registry.Experiment], options: Options) -> list[Task]
             for seed in seeds:
                 key = keys.cell_key(experiment=exp.id, cell=cell, profile=options.profile, seed=seed,
                                     source=source, data_versions=versions, device_class=dclass)
-                tasks.append(Task(exp.id, cell, seed, key, versions, exp.timing))
+                tasks.append(Task(exp.id, cell, seed, key, versions, exp.timing, source))
     return tasks
 
 
@@ -132,6 +136,61 @@ def is_done(path: Path) -> bool:
     return cell is not None and cell.get("status") == STATUS_OK
 
 
+def compute(task: Task, options: Options, *, device: str, show_progress: bool = False) -> dict[str, Any]:
+    """Run one cell and return its result payload (what ``results/cells/<key>.json`` holds),
+    without touching the results folder: local workers and remote (Ray) workers share it."""
+    import torch
+
+    exp = registry.get(task.experiment)
+    if task.source and keys.source_hash(exp.module) != task.source:
+        # a remote worker with other code would store results under a key that does not describe them
+        raise RuntimeError(f"{task.experiment}: this worker's code differs from the code the run was planned "
+                           f"with (source hash {keys.source_hash(exp.module)[:12]} != {task.source[:12]}); "
+                           "install the same commit on every node")
+    ctx = Context(
+        paper=exp.paper, table=exp.table, profile=options.profile,
+        settings=exp.settings(options.profile), device=device, seed=task.seed,
+        data=DataAccess(task.data_versions),
+        progress=(lambda it=None, **kw: tqdm(it, leave=False, position=1, **kw)) if show_progress
+        else (lambda it=None, **kw: it),
+    )
+    _seed_everything(task.seed)
+    provenance.reset_peak_rss()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    error = None
+    start = time.perf_counter()
+    try:
+        returned = exp.func(ctx, dict(task.cell))
+        records = list(returned) if returned is not None else ctx.records
+        if not all(isinstance(r, Record) for r in records):
+            raise TypeError(f"experiment {exp.id} must return Record objects, got {records[:3]!r}")
+    except Exception:  # a failing cell is recorded; the others still run
+        error = traceback.format_exc()
+        records = ctx.records
+    wall = time.perf_counter() - start
+    status = STATUS_FAILED if error else (STATUS_OK if any(r.measured for r in records) else STATUS_NOT_RUN)
+    prov = provenance.environment(device)
+    prov.update({
+        "seed": task.seed, "wall_s": wall, "peak_rss_mb": provenance.peak_rss_mb(),
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        "data_versions": dict(task.data_versions), "data_read": dict(ctx.data.read),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    return {
+        "key": task.key, "experiment": task.experiment, "cell": task.cell, "profile": options.profile,
+        "seed": task.seed, "device_class": provenance.device_class(device), "status": status,
+        "records": [r.to_dict() for r in records], "error": error, "provenance": prov,
+    }
+
+
+def _cell_lock(options: Options, task: Task) -> FileLock:
+    # locks live apart from the results, so that copying results/cells/ merges machines cleanly
+    lock = Path(options.results) / ".locks" / f"{task.key}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock))
+
+
 def execute(task: Task, options: Options, *, threads: int | None = None, show_progress: bool = False) -> str:
     """Run one cell unless a finished result exists; write it atomically. Returns its status.
 
@@ -143,51 +202,24 @@ def execute(task: Task, options: Options, *, threads: int | None = None, show_pr
     if threads:
         torch.set_num_threads(threads)
     path = store.cell_path(options.results, task.key)
-    # locks live apart from the results, so that copying results/cells/ merges machines cleanly
-    lock = Path(options.results) / ".locks" / f"{task.key}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock)):
+    with _cell_lock(options, task):
         if not options.force and is_done(path):
             return "cached"
-        exp = registry.get(task.experiment)
-        device = resolve_device(options.device)
-        ctx = Context(
-            paper=exp.paper, table=exp.table, profile=options.profile,
-            settings=exp.settings(options.profile), device=device, seed=task.seed,
-            data=DataAccess(task.data_versions),
-            progress=(lambda it=None, **kw: tqdm(it, leave=False, position=1, **kw)) if show_progress
-            else (lambda it=None, **kw: it),
-        )
-        _seed_everything(task.seed)
-        provenance.reset_peak_rss()
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        error = None
-        start = time.perf_counter()
-        try:
-            returned = exp.func(ctx, dict(task.cell))
-            records = list(returned) if returned is not None else ctx.records
-            if not all(isinstance(r, Record) for r in records):
-                raise TypeError(f"experiment {exp.id} must return Record objects, got {records[:3]!r}")
-        except Exception:  # a failing cell is recorded; the others still run
-            error = traceback.format_exc()
-            records = ctx.records
-        wall = time.perf_counter() - start
-        status = STATUS_FAILED if error else (STATUS_OK if any(r.measured for r in records) else STATUS_NOT_RUN)
-        prov = provenance.environment(device)
-        prov.update({
-            "seed": task.seed, "wall_s": wall, "peak_rss_mb": provenance.peak_rss_mb(),
-            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
-            "data_versions": dict(task.data_versions), "data_read": dict(ctx.data.read),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        store.write_json_atomic(path, {
-            "key": task.key, "experiment": task.experiment, "cell": task.cell, "profile": options.profile,
-            "seed": task.seed, "device_class": provenance.device_class(device), "status": status,
-            "records": [r.to_dict() for r in records], "error": error, "provenance": prov,
-        })
-        return status
+        payload = compute(task, options, device=resolve_device(options.device), show_progress=show_progress)
+        store.write_json_atomic(path, payload)
+        return payload["status"]
+
+
+def store_result(task: Task, options: Options, payload: dict[str, Any]) -> str:
+    """Write a payload computed elsewhere (a remote worker) under the cell's lock."""
+    path = store.cell_path(options.results, task.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _cell_lock(options, task):
+        if not options.force and is_done(path):
+            return "cached"  # another run finished it meanwhile; keep the first result
+        store.write_json_atomic(path, payload)
+    return payload["status"]
 
 
 def _tally(summary: Summary, task: Task, status: str) -> None:
@@ -203,29 +235,47 @@ def _tally(summary: Summary, task: Task, status: str) -> None:
 
 def run(experiments: list[registry.Experiment], options: Options) -> Summary:
     """Run every cell of ``experiments``; finished cells are skipped unless ``options.force``."""
+    if options.executor not in ("local", "ray"):
+        raise ValueError(f"--executor must be local or ray, got {options.executor!r}")
     ensure_generated(experiments, options)
-    tasks = plan(experiments, options)
+    cluster = None
+    if options.executor == "ray":
+        from . import executors
+
+        cluster = executors.RayCluster.connect(options)
+    tasks = plan(experiments, options, device_class=cluster.device_class if cluster else None)
     summary = Summary()
     todo = [t for t in tasks if options.force or not is_done(store.cell_path(options.results, t.key))]
     summary.cached += len(tasks) - len(todo)
     bar = tqdm(total=len(tasks), initial=summary.cached, desc="cells", disable=not options.progress, unit="cell")
-    parallel = [t for t in todo if not t.timing] if options.jobs > 1 else []
+
+    def finished(task: Task, status: str) -> None:
+        _tally(summary, task, status)
+        bar.set_postfix_str(task.experiment)
+        bar.update()
+
+    # timing cells run alone on their device: after the others, one at a time
+    parallel = [t for t in todo if not t.timing] if (options.jobs > 1 or cluster) else []
     sequential = [t for t in todo if t not in parallel]
-    if parallel:
+    if cluster is not None:
+        def stored(task: Task, payload: dict | None) -> None:
+            finished(task, store_result(task, options, payload) if payload is not None else STATUS_FAILED)
+
+        cluster.run(parallel, options, on_result=stored)
+        cluster.run(sequential, options, on_result=stored, one_at_a_time=True)
+        sequential = []
+    elif parallel:
         threads = max(1, (os.cpu_count() or 1) // options.jobs)
         # spawn: a forked child would inherit torch's thread pools and any CUDA context.
         with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(execute, t, options, threads=threads): t for t in parallel}
             for future in as_completed(futures):
-                task = futures[future]
                 try:
                     status = future.result()
                 except Exception:  # the worker died (e.g. out of memory): the cell is not written
                     status = STATUS_FAILED
-                _tally(summary, task, status)
-                bar.set_postfix_str(task.experiment)
-                bar.update()
-    for task in sequential:  # timing cells always run here, alone
+                finished(futures[future], status)
+    for task in sequential:
         bar.set_postfix_str(f"{task.experiment} {task.cell}")
         _tally(summary, task, execute(task, options, show_progress=options.progress))
         bar.update()
