@@ -109,8 +109,12 @@ def _run(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from suite.harness import store
     from suite.report.render import build
 
+    if not store.load_cells(args.results):
+        print(f"energybench: no results under {args.results}/cells for any profile; the report will be empty "
+              "(run `energybench run` first, or pass --results)", file=sys.stderr)
     index = build(args.results, args.out, profile=args.profile)
     print(f"report: {index}")
     return EXIT_OK
@@ -158,7 +162,15 @@ def cmd_data(args) -> int:
             size = f"{r['size_bytes'] / 2**20:.1f} MB" if r.get("size_bytes") else "-"
             print(f"{r['id']:28s} {r['kind']:10s} {'yes' if r['present'] else 'no':8s} {size:>10s}  {r['version']}")
         return EXIT_OK
-    manage.add(args.path, as_id=args.as_id, link=args.link)
+    try:
+        report = manage.add(args.path, as_id=args.as_id, link=args.link)
+    except (ValueError, FileExistsError) as err:  # unknown id, wrong layout, malformed file, already there
+        print(f"energybench: data add: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    dvc = report["dvc"]
+    print(f"{report['id']}: {report['samples']} samples {'linked' if report['linked'] else 'copied'} to "
+          f"{report['path']}, version {report['version']}")
+    print(f"dvc: recorded in {dvc['path']} ({dvc.get('md5')})" if dvc.get("recorded") else f"dvc: not recorded: {dvc['reason']}")
     return EXIT_OK
 
 

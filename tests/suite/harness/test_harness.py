@@ -296,6 +296,15 @@ def test_cli_exit_codes(tmp_path):
     if not torch.cuda.is_available():
         res = _cli("run", "toypaper.square", "--device", "cuda", "--results", str(tmp_path))
         assert res.returncode == 2 and "cuda" in res.stderr
+    # bad data input: a clear message and exit 2, no traceback
+    res = _cli("data", "add", str(tmp_path / "missing"), "--as", "otb")
+    assert res.returncode == 2 and "expected a dataset folder" in res.stderr and "Traceback" not in res.stderr
+    res = _cli("data", "add", str(tmp_path), "--as", "otbb")
+    assert res.returncode == 2 and "unknown dataset id 'otbb'" in res.stderr
+    res = _cli("data", "add", str(tmp_path), "--as", "otb")
+    assert res.returncode == 2 and "expected layout" in res.stderr
+    res = _cli("report", "--results", str(tmp_path / "none"), "--out", str(tmp_path / "reports"))
+    assert res.returncode == 0 and "no results under" in res.stderr
 
 
 def test_peak_memory_is_per_cell_not_per_process():
