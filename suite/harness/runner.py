@@ -285,9 +285,41 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
     return summary
 
 
+def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The cells that today's code and data would produce, and how many others were left out.
+
+    A cell is current when its parameters are still in its experiment's grid and its key is the
+    one planned now (source hash of the code, dataset versions) for the device class it ran on,
+    so results merged from other machines count while results of older code or data do not mix
+    into today's numbers. Cells of experiments that are not registered here are left out too.
+    """
+    experiments = registry.all_experiments()
+    keep, grids, sources, stale = [], {}, {}, 0
+    for cell in cells:
+        exp = experiments.get(cell.get("experiment"))
+        if exp is None:
+            stale += 1
+            continue
+        profile = cell["profile"]
+        if (exp.id, profile) not in grids:
+            grids[exp.id, profile] = [keys.canonical(c) for c in exp.cells(profile)]
+            sources[exp.id] = keys.source_hash(exp.module)
+        if keys.canonical(cell["cell"]) not in grids[exp.id, profile]:
+            stale += 1
+            continue
+        key = keys.cell_key(experiment=exp.id, cell=cell["cell"], profile=profile, seed=cell["seed"],
+                            source=sources[exp.id], data_versions=_data_versions(exp.dataset_ids(cell["cell"], profile)),
+                            device_class=cell["device_class"])
+        if key == cell["key"]:
+            keep.append(cell)
+        else:
+            stale += 1
+    return keep, stale
+
+
 def write_table_metrics(exp: registry.Experiment, options: Options) -> Path:
     """A small per-table summary for ``dvc metrics show``: mean of each row/column/metric."""
-    df = store.frame(options.results)
+    df = store.frame(current_cells(store.load_cells(options.results))[0])
     df = df[(df.experiment == exp.id) & (df.profile == options.profile) & df.value.notna() & df.step.isna()]
     summary: dict[str, Any] = {}
     for (row, column, metric), group in df.groupby(["row", "column", "metric"], sort=True):

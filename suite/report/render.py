@@ -19,7 +19,7 @@ import jinja2
 import pandas as pd
 
 from suite.harness import claims as claims_mod
-from suite.harness import registry, store
+from suite.harness import registry, runner, store
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -153,7 +153,8 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     experiments = registry.all_experiments()
-    cells = [c for c in store.load_cells(results) if c["profile"] == profile]
+    # only what today's code and data produce: older results would mix into the means
+    cells, stale = runner.current_cells([c for c in store.load_cells(results) if c["profile"] == profile])
     frame = store.frame(cells)
     papers = {p.id: p for p in _paper_files(experiments.values(), papers_root)}
     paper_ids = sorted(set(papers) | {e.paper for e in experiments.values()})
@@ -197,7 +198,7 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
             "failures": sum(len(s["failures"]) for s in sections), "rows": len(pframe),
         })
     index = out / "index.html"
-    index.write_text(env.get_template("index.html.j2").render(papers=summary, profile=profile))
+    index.write_text(env.get_template("index.html.j2").render(papers=summary, profile=profile, stale=stale))
     return index
 
 

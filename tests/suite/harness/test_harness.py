@@ -258,13 +258,32 @@ def test_report_escapes_and_shows_failures(tmp_path):
     runner.run(registry.resolve(["toypaper"]), options(tmp_path, profile="smoke"))
     cells = store.load_cells(tmp_path / "results")
     done = next(c for c in cells if c["records"])  # keys are hashes: any order
-    evil = dict(done, key="evil", records=[dict(done["records"][0], row="<script>alert(1)</script>")])
-    store.write_json_atomic(tmp_path / "results" / "cells" / "evil.json", evil)
+    evil = dict(done, records=[dict(done["records"][0], row="<script>alert(1)</script>")])
+    store.write_json_atomic(store.cell_path(tmp_path / "results", done["key"]), evil)
     index = build(tmp_path / "results", tmp_path / "reports", profile="smoke")
     page = (tmp_path / "reports" / "toypaper.html").read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "boom in cell 2" in page and "not run: peer not installed" in page
     assert "toypaper.html" in index.read_text()
+
+
+def test_report_leaves_out_results_of_other_code_or_grids(tmp_path):
+    from suite.report.render import build
+
+    runner.run([registry.get("toypaper.square")], options(tmp_path, profile="smoke"))
+    cells = store.load_cells(tmp_path / "results")
+    current, stale = runner.current_cells(cells)
+    assert len(current) == 4 and stale == 0
+    # a result of older code (another key) and one of a cell no longer in the grid
+    old = dict(cells[0], key="toypaper-square-0000", records=[dict(cells[0]["records"][0], value=-1.0)])
+    gone = dict(cells[1], key=cells[1]["key"] + "x", cell={"n": 99})
+    for extra in (old, gone):
+        store.write_json_atomic(store.cell_path(tmp_path / "results", extra["key"]), extra)
+    current, stale = runner.current_cells(store.load_cells(tmp_path / "results"))
+    assert len(current) == 4 and stale == 2
+    index = build(tmp_path / "results", tmp_path / "reports", profile="smoke")
+    assert "2 stored cell result(s) of other code" in index.read_text()
+    assert -1.0 not in store.frame(current).value.tolist()
 
 
 def test_report_lists_rows_in_grid_order_not_hash_order(tmp_path):
