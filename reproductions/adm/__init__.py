@@ -3,6 +3,7 @@
 Registers ``adm.table1``, ``adm.table2``, ``adm.table3``, ``adm.fig3``, ``adm.fig6`` and
 ``adm.shallow``. The networks, the two-phase training and its model cache are in
 :mod:`.training`; the losses on network outputs in :mod:`.losses`; data through the registry in
-:mod:`.data`; shared profile settings in :mod:`.settings`.
+:mod:`.data`; shared profile settings in :mod:`.settings`; the shallow models as leaderboard methods
+in :mod:`.methods`.
 """
-from . import experiments, shallow  # noqa: F401  (register the experiments)
+from . import experiments, methods, shallow  # noqa: F401  (register the experiments and methods)

@@ -86,15 +86,17 @@ def _resize_seeds(seeds: np.ndarray, scale: float) -> np.ndarray:
     return adm_data.shrink_labels(seeds, size, num_classes=2).numpy()
 
 
-def segment(image: np.ndarray, seeds: np.ndarray, settings, *, scale: float = 1.0) -> dict:
+def segment(image: np.ndarray, seeds: np.ndarray, settings, *, scale: float = 1.0,
+            models: tuple[str, ...] = ("grid", "dense")) -> dict:
     """Foreground masks of the grid and the dense CRF at the image's native size.
 
     Args:
         image: ``(H, W, 3)`` uint8. seeds: ``(H, W)`` 1 foreground, 0 background, 255 none.
         settings: the shallow settings (module doc). scale: work at this fraction of the size.
+        models: which of ``"grid"`` and ``"dense"`` to compute.
 
     Returns:
-        ``{"grid": (H, W) bool, "dense": (H, W) bool}``.
+        ``{model: (H, W) bool}`` for each of ``models``.
 
     Raises:
         ValueError: shapes differ, or the seeds lack a foreground or a background stroke.
@@ -108,14 +110,17 @@ def segment(image: np.ndarray, seeds: np.ndarray, settings, *, scale: float = 1.
     small_seeds = _resize_seeds(seeds, scale)
     s = max(small.shape[:2]) / REFERENCE_SIDE
     unaries = seeded.colour_unaries(small, small_seeds, 2, bins=settings["bins"])
-    weights = graphcut.grid_weights(small, neighbourhood=8, smoothness=settings["grid_smoothness"] * s)
-    grid, _ = graphcut.binary_graphcut(unaries, weights, hard=small_seeds)
-    q = crf.dense_crf_mean_field(unaries, small, weight=settings["dense_weight"] / s**2,
-                                 sigma_xy=settings["dense_sigma_xy"] * s, sigma_rgb=settings["dense_sigma_rgb"],
-                                 iterations=settings["mean_field_iterations"], seeds=small_seeds)
-    dense = q.argmax(axis=2)
+    found = {}
+    if "grid" in models:
+        weights = graphcut.grid_weights(small, neighbourhood=8, smoothness=settings["grid_smoothness"] * s)
+        found["grid"], _ = graphcut.binary_graphcut(unaries, weights, hard=small_seeds)
+    if "dense" in models:
+        q = crf.dense_crf_mean_field(unaries, small, weight=settings["dense_weight"] / s**2,
+                                     sigma_xy=settings["dense_sigma_xy"] * s, sigma_rgb=settings["dense_sigma_rgb"],
+                                     iterations=settings["mean_field_iterations"], seeds=small_seeds)
+        found["dense"] = q.argmax(axis=2)
     out = {}
-    for name, labels in (("grid", grid), ("dense", dense)):
+    for name, labels in found.items():
         if scale != 1.0:
             labels = _resize(labels.astype(np.uint8), 1.0 / scale, nearest=True)
             labels = labels[: image.shape[0], : image.shape[1]]

@@ -135,6 +135,43 @@ def _save_plots(exp: registry.Experiment, frame: pd.DataFrame, folder: Path) -> 
     return names
 
 
+def leaderboard(exp: registry.Experiment, frame: pd.DataFrame, cells: list[dict[str, Any]]) -> dict | None:
+    """A benchmark's ranking (``leaderboard.*`` experiments): one line per method, ranked by the
+    benchmark's first metric, with the dataset versions the numbers came from."""
+    if exp.paper != "leaderboard":
+        return None
+    from suite.harness.methods import get_method
+    from suite.leaderboards.benchmarks import all_benchmarks
+
+    spec = all_benchmarks().get(exp.id.split(".", 1)[1])
+    if spec is None:
+        return None
+    frame = frame[frame.step.isna()] if not frame.empty else frame
+    lines = []
+    for name in (frame.row.unique() if not frame.empty else []):
+        group = frame[frame.row == name]
+        values, notes = {}, sorted(set(group.note.dropna()))
+        for metric in spec.metrics:
+            mean, std, _ = _ours(group[group.metric == metric])
+            values[metric] = (mean, fmt(mean, std) if mean is not None else "not run")
+        try:
+            info = get_method(spec.task, name)
+        except registry.UnknownIdError:
+            info = None
+        lines.append({"method": name, "values": values, "n": int(group.n.max()) if group.n.notna().any() else None,
+                      "kind": info.kind if info else "", "citation": info.citation if info else "",
+                      "settings": info.settings if info else "", "note": "; ".join(notes)})
+    primary, (_, higher) = spec.primary, spec.metrics[spec.primary]
+    measured = sorted((line for line in lines if line["values"][primary][0] is not None),
+                      key=lambda line: line["values"][primary][0], reverse=higher)
+    for rank, line in enumerate(measured, 1):
+        line["rank"] = rank
+    versions = sorted({f"{k} {v[:12]}" for c in cells for k, v in c.get("provenance", {}).get("data_versions", {}).items()})
+    return {"metrics": [(m, unit, "higher" if hib else "lower") for m, (unit, hib) in spec.metrics.items()],
+            "lines": measured + [line for line in lines if line["values"][primary][0] is None],
+            "task": spec.task, "dataset": spec.dataset, "versions": versions, "primary": primary}
+
+
 def _in_grid_order(frame: pd.DataFrame, exp: registry.Experiment, profile: str) -> pd.DataFrame:
     """Records in the order of the experiment's grid (cells are stored by hash, in no order),
     so that rows and columns only we have appear as the experiment lists them."""
@@ -178,6 +215,7 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
                             "source": ptables[t].source if t in ptables else "",
                             "lines": table_lines(t, ptables.get(t), eframe, profile)} for t in tables],
                 "plots": _save_plots(exp, eframe, out / pid),
+                "leaderboard": leaderboard(exp, eframe, ecells),
                 "failures": [c for c in ecells if c["status"] == "failed"],
                 "n_cells": len(exp.cells(profile)), "n_done": sum(c["status"] == "ok" for c in ecells),
             })

@@ -1,0 +1,6 @@
+"""Leaderboards: benchmarks (task, dataset, metrics, protocol version) over every registered method.
+
+Importing this package registers the benchmarks and the classical baselines; the harness finds it
+through the ``energybench.experiments`` entry point ``leaderboard``.
+"""
+from . import benchmarks, segmentation  # noqa: F401
