@@ -133,3 +133,27 @@ def test_leaderboard_ranks_by_the_first_metric_and_lists_unmeasured_last():
     assert [(line["method"], line.get("rank")) for line in table["lines"]] == [("a", 1), ("b", 2), ("c", None)]
     assert table["lines"][2]["values"]["IoU"][1] == "not run" and "dataset missing" in table["lines"][2]["note"]
     assert table["versions"] == ["mini-masks abcdef012345"] and table["primary"] == "IoU"
+
+
+def test_a_users_method_joins_the_leaderboard_from_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "my_methods.py").write_text(
+        "import numpy as np\n"
+        "from suite.harness.methods import method\n\n"
+        "@method('everything-foreground', task='interactive-segmentation', citation='a test')\n"
+        "def everything(image, scribbles):\n"
+        "    return np.ones(scribbles.shape, bool)\n")
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "ENERGYBENCH_PLUGINS": "my_methods",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo)])}
+    command = [sys.executable, "-m", "suite.cli", "run", "leaderboard.interactive-mini-v1", "--profile", "smoke",
+               "--device", "cpu", "--results", str(tmp_path / "results"), "--no-progress"]
+    done = subprocess.run(command, env=env, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    df = store.frame(tmp_path / "results")
+    mine = df[(df.row == "everything-foreground") & (df.metric == "error rate")]
+    assert len(mine) == 1 and mine.value.iloc[0] > 0  # labelling the background foreground is wrong
