@@ -228,7 +228,7 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
             provenance=_provenance([c for c in cells if c["experiment"] in {e.id for e in exps}]),
         ))
         summary.append({
-            "id": pid, "title": paper.title if paper else pid, "page": page,
+            "id": pid, "title": paper.title if paper else ("Leaderboards" if pid == "leaderboard" else pid), "page": page,
             "tables_done": sum(1 for s in sections if s["n_done"]), "tables": len(sections),
             "claims": len(verdicts), "reproduced": counts[claims_mod.REPRODUCED],
             "within_noise": counts[claims_mod.WITHIN_NOISE], "not_reproduced": counts[claims_mod.NOT_REPRODUCED],
