@@ -285,7 +285,6 @@ def skimage_wavelet(noisy: Any, *, sigma: float) -> np.ndarray:
 
     Raises:
         ValueError: ``noisy`` not an (H, W, C) float array, or a non-positive ``sigma``.
-        ImportError: PyWavelets is not installed.
     """
     from skimage.restoration import denoise_wavelet
 
