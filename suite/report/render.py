@@ -158,7 +158,7 @@ def leaderboard(exp: registry.Experiment, frame: pd.DataFrame, cells: list[dict[
             info = get_method(spec.task, name)
         except registry.UnknownIdError:
             info = None
-        lines.append({"method": name, "values": values, "n": int(group.n.max()) if group.n.notna().any() else None,
+        lines.append({"method": name, "values": values, "rank": None, "n": int(group.n.max()) if group.n.notna().any() else None,
                       "kind": info.kind if info else "", "citation": info.citation if info else "",
                       "settings": info.settings if info else "", "note": "; ".join(notes)})
     primary, (_, higher) = spec.primary, spec.metrics[spec.primary]

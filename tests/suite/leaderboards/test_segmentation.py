@@ -76,6 +76,20 @@ def test_mini_leaderboard_end_to_end_and_report(tmp_path):
     assert "ranked by IoU" in page and "mini-masks" in page
 
 
+def test_a_leaderboard_whose_dataset_is_absent_renders_its_reasons(tmp_path, monkeypatch):
+    import reproductions.adm  # noqa: F401
+    from suite.report.render import build
+
+    monkeypatch.setenv("ENERGYBENCH_DATA", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    summary = runner.run([registry.get("leaderboard.interactive-grabcut-gsc-v1")],
+                         runner.Options(profile="smoke", device="cpu", results=tmp_path / "results", progress=False))
+    assert summary.ok and summary.not_run == 4
+    build(tmp_path / "results", tmp_path / "reports", profile="smoke")
+    page = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert page.count("gsc-scribbles&#39; is missing: looked in") == 4 and page.count(">not run<") == 8
+
+
 def test_a_broken_method_fails_its_cell_with_the_contract(tmp_path):
     from suite.harness.methods import _METHODS, method
 
