@@ -19,6 +19,7 @@ from .context import Context, DataAccess
 from .records import Record
 
 STATUS_OK, STATUS_NOT_RUN, STATUS_FAILED = "ok", "not_run", "failed"
+_ABSENT = "absent"  # suite.data.registry.ABSENT: the version of a dataset that is not present
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,9 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
     A cell is current when its parameters are still in its experiment's grid and its key is the
     one planned now (source hash of the code, dataset versions) for the device class it ran on,
     so results merged from other machines count while results of older code or data do not mix
-    into today's numbers. Cells of experiments that are not registered here are left out too.
+    into today's numbers. A dataset that is not present here counts at the version the cell
+    recorded (a report can be rendered where the data is not). Cells of experiments that are
+    not registered here are left out too.
     """
     experiments = registry.all_experiments()
     keep, grids, sources, stale = [], {}, {}, 0
@@ -307,9 +310,13 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
         if keys.canonical(cell["cell"]) not in grids[exp.id, profile]:
             stale += 1
             continue
+        # a dataset absent here (results copied from another machine) keeps the version the cell
+        # recorded; one present here must be the version the cell read
+        recorded = cell.get("provenance", {}).get("data_versions", {})
+        versions = {d: recorded.get(d, v) if v == _ABSENT else v
+                    for d, v in _data_versions(exp.dataset_ids(cell["cell"], profile)).items()}
         key = keys.cell_key(experiment=exp.id, cell=cell["cell"], profile=profile, seed=cell["seed"],
-                            source=sources[exp.id], data_versions=_data_versions(exp.dataset_ids(cell["cell"], profile)),
-                            device_class=cell["device_class"])
+                            source=sources[exp.id], data_versions=versions, device_class=cell["device_class"])
         if key == cell["key"]:
             keep.append(cell)
         else:

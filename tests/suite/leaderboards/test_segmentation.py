@@ -171,3 +171,25 @@ def test_a_users_method_joins_the_leaderboard_from_the_command_line(tmp_path):
     df = store.frame(tmp_path / "results")
     mine = df[(df.row == "everything-foreground") & (df.metric == "error rate")]
     assert len(mine) == 1 and mine.value.iloc[0] > 0  # labelling the background foreground is wrong
+
+
+def test_results_stay_current_where_the_data_is_absent_but_not_where_it_differs(tmp_path, monkeypatch):
+    import shutil
+
+    import reproductions.adm  # noqa: F401
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("ENERGYBENCH_DATA", str(data))
+    runner.run([registry.get("leaderboard.interactive-mini-v1")],
+               runner.Options(profile="smoke", device="cpu", results=tmp_path / "results", progress=False))
+    cells = store.load_cells(tmp_path / "results")
+    assert runner.current_cells(cells) == (cells, 0)
+    # rendered on a machine without the dataset: the recorded version counts
+    monkeypatch.setenv("ENERGYBENCH_DATA", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").mkdir()
+    assert runner.current_cells(cells)[1] == 0
+    # with another version of it: the results are of other data
+    shutil.copytree(data / "mini-masks", tmp_path / "elsewhere" / "mini-masks")
+    extra = tmp_path / "elsewhere" / "mini-masks" / "changed.txt"
+    extra.write_text("another version\n")
+    assert runner.current_cells(cells) == ([], len(cells))
