@@ -100,6 +100,7 @@ def test_a_broken_method_fails_its_cell_with_the_contract(tmp_path):
     try:
         exp = registry.get("leaderboard.interactive-mini-v1")
         opts = runner.Options(profile="smoke", device="cpu", results=tmp_path / "results", progress=False)
+        runner.ensure_generated([exp], opts)  # execute() alone does not build the data
         (task,) = [t for t in runner.plan([exp], opts) if t.cell["method"] == "broken-shape"]
         assert runner.execute(task, opts) == runner.STATUS_FAILED
         (cell,) = store.load_cells(tmp_path / "results")
