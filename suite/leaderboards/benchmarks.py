@@ -115,13 +115,27 @@ def all_benchmarks() -> dict[str, Benchmark]:
     return dict(sorted(_BENCHMARKS.items()))
 
 
-def _column(spec: Benchmark) -> str:
-    return spec.dataset
+def open_dataset(dataset_id: str, root, **options):
+    """The registered reader of ``dataset_id`` on the folder ``root`` (a benchmark's samples)."""
+    from suite.data import registry
+
+    return registry.get(dataset_id).open(root, **options)
+
+
+def rgb_image(image: Any, name: str = "image") -> np.ndarray:
+    """``image`` as the tasks' (H, W, 3) uint8 RGB (a grey (H, W) image is repeated); ValueError
+    naming ``name`` otherwise."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"{name}: expected an (H, W, 3) uint8 RGB image, got shape {array.shape} dtype {array.dtype}")
+    return array
 
 
 def evaluate(spec: Benchmark, method: Method, ctx) -> list:
     """Run ``method`` on the benchmark's samples and record each metric (row = method)."""
-    column = _column(spec)
+    column = spec.dataset
     try:
         root = ctx.data.path(spec.dataset)
         extra = {dataset: ctx.data.path(dataset) for dataset in spec.extra_datasets}

@@ -6,8 +6,7 @@ documentation, or an a-priori rule in the noise level stated below, never tuned 
 
 * denoising -- :func:`energybench_tv_prox` (``energybench-tv-prox``, the paper's anisotropic TV
   prox), :func:`skimage_tv_chambolle` (``skimage-tv-chambolle``), :func:`opencv_nlmeans`
-  (``opencv-nlmeans``), :func:`skimage_wavelet` (``skimage-wavelet``, registered only where
-  PyWavelets is installed: scikit-image needs it for wavelets and does not install it), and
+  (``opencv-nlmeans``), :func:`skimage_wavelet` (``skimage-wavelet``; PyWavelets is a dependency), and
   :func:`noisy_input` (``noisy-input``, the identity: the floor of the leaderboard);
 * edges -- :func:`sobel` (``sobel``, the detector :mod:`metrics.edges` ships), :func:`scharr`
   (``scharr``) and :func:`canny_multiscale` (``canny-multiscale``).
@@ -35,7 +34,7 @@ from metrics import edges as edge_metrics
 from metrics import image as image_metrics
 from suite.harness.methods import method
 
-from .benchmarks import Benchmark, Sample, benchmark
+from .benchmarks import Benchmark, Sample, benchmark, open_dataset, rgb_image
 
 __all__ = [
     "SIGMA", "getreuer_weight", "nlmeans_parameters", "energybench_tv_prox", "skimage_tv_chambolle",
@@ -81,15 +80,6 @@ def _sigma(sigma: Any) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"sigma: expected a positive finite noise standard deviation in 0-255 units, got {sigma!r}")
     return value
-
-
-def _rgb(image: Any) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"image: expected an (H, W, 3) uint8 RGB image, got shape {array.shape} dtype {array.dtype}")
-    return array
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -341,7 +331,7 @@ def sobel(image: Any) -> np.ndarray:
     Raises:
         ValueError: ``image`` not (H, W, 3) uint8.
     """
-    return np.asarray(edge_metrics.sobel_edges(_rgb(image)), np.float64)
+    return np.asarray(edge_metrics.sobel_edges(rgb_image(image)), np.float64)
 
 
 @method("scharr", task="edges", kind="classical",
@@ -362,7 +352,7 @@ def scharr(image: Any) -> np.ndarray:
     """
     from skimage.filters import scharr as scharr_magnitude
 
-    return _normalised(scharr_magnitude(_grey(_rgb(image))))
+    return _normalised(scharr_magnitude(_grey(rgb_image(image))))
 
 
 @method("canny-multiscale", task="edges", kind="classical",
@@ -389,22 +379,16 @@ def canny_multiscale(image: Any) -> np.ndarray:
     """
     from skimage.feature import canny
 
-    grey = _grey(_rgb(image))
+    grey = _grey(rgb_image(image))
     return np.mean([canny(grey, sigma=s) for s in CANNY_SIGMAS], axis=0, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- benchmark samples
 
 
-def _open(dataset_id: str, root: Path, **options):
-    from suite.data import registry
-
-    return registry.get(dataset_id).open(root, **options)
-
-
 def _denoising_samples(dataset_id: str):
     def samples(root, limit: int | None) -> Iterator[Sample]:
-        dataset = _open(dataset_id, Path(root), sigma=SIGMA)
+        dataset = open_dataset(dataset_id, Path(root), sigma=SIGMA)
         for index in range(len(dataset) if limit is None else min(limit, len(dataset))):
             sample = dataset[index]
             clean, noisy = sample["clean"], sample["noisy"]
@@ -419,10 +403,10 @@ def _denoising_samples(dataset_id: str):
 
 def _edge_samples(dataset_id: str):
     def samples(root, limit: int | None) -> Iterator[Sample]:
-        dataset = _open(dataset_id, Path(root), split="test")
+        dataset = open_dataset(dataset_id, Path(root), split="test")
         for index in range(len(dataset) if limit is None else min(limit, len(dataset))):
             sample = dataset[index]
-            yield Sample(name=sample["name"], inputs={"image": _rgb(sample["image"])},
+            yield Sample(name=sample["name"], inputs={"image": rgb_image(sample["image"])},
                          truth={"boundaries": [a["boundaries"] for a in sample["ground_truth"]]})
 
     return samples

@@ -34,7 +34,7 @@ import numpy as np
 from metrics import flow as flow_metrics
 from suite.harness.methods import method
 
-from .benchmarks import Benchmark, Sample, benchmark
+from .benchmarks import Benchmark, Sample, benchmark, open_dataset, rgb_image
 
 __all__ = [
     "opencv_sgbm", "opencv_bm", "fill_invalid_disparity", "skimage_tvl1", "skimage_ilk", "opencv_farneback",
@@ -49,17 +49,8 @@ _OPENCV_CITATION = "Bradski. The OpenCV Library. Dr. Dobb's Journal 2000"
 # --------------------------------------------------------------------------- input helpers
 
 
-def _rgb(image: Any, name: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"{name}: expected an (H, W, 3) uint8 RGB image, got shape {array.shape} dtype {array.dtype}")
-    return array
-
-
 def _pair(first: Any, second: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    first, second = _rgb(first, names[0]), _rgb(second, names[1])
+    first, second = rgb_image(first, names[0]), rgb_image(second, names[1])
     if first.shape != second.shape:
         raise ValueError(f"{names[1]}: expected the shape of {names[0]} {first.shape}, got {second.shape}")
     return first, second
@@ -325,12 +316,6 @@ def opencv_dis(image1: Any, image2: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- benchmark samples
 
 
-def _open(dataset_id: str, root: Path, **options):
-    from suite.data import registry
-
-    return registry.get(dataset_id).open(root, **options)
-
-
 def stereo_max_disparity(sample: dict) -> int:
     """The ``max_disparity`` a stereo method gets: ``ndisp`` of the scene's ``calib.txt`` when
     present (Middlebury's bound on the disparity range), else the ceiling of the largest finite
@@ -353,7 +338,7 @@ def _validation_scenes(root: Path) -> set[str] | None:
 def _stereo_samples(dataset_id: str):
     def samples(root, limit: int | None) -> Iterator[Sample]:
         root = Path(root)
-        dataset = _open(dataset_id, root)
+        dataset = open_dataset(dataset_id, root)
         wanted = _validation_scenes(root)
         if wanted is not None:
             dataset.items = [scene for scene in dataset.items if str(scene.relative_to(root)) in wanted]
@@ -371,7 +356,7 @@ def _stereo_samples(dataset_id: str):
 
 def _flow_samples(dataset_id: str, **options):
     def samples(root, limit: int | None) -> Iterator[Sample]:
-        dataset = _open(dataset_id, Path(root), **options)
+        dataset = open_dataset(dataset_id, Path(root), **options)
         for index in range(len(dataset) if limit is None else min(limit, len(dataset))):
             sample = dataset[index]
             if sample.get("flow") is None:
