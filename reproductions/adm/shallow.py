@@ -54,9 +54,10 @@ for _name, _settings in SHALLOW_PROFILES.items():
 
 
 def seeds_from_gsc(scribbles: np.ndarray) -> np.ndarray:
-    """GSC palette (0 none, 1 foreground, 2 background) -> 1 / 0 / 255."""
-    scribbles = np.asarray(scribbles)
-    return np.where(scribbles == 1, 1, np.where(scribbles == 2, 0, 255)).astype(np.int64)
+    """GSC palette (0 none, 1 foreground, 2 background) -> 1 / 0 / 255 (int64 labels)."""
+    from suite.data.readers import gsc_seeds
+
+    return gsc_seeds(scribbles).astype(np.int64)
 
 
 def seeds_from_mask(scribbles: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -101,20 +101,15 @@ def score_mask(prediction, truth: dict) -> dict[str, float]:
             "error rate": 100.0 * float(errors.sum()) / max(1, int(valid.sum()))}
 
 
-def _seeds_from_gsc(scribbles: np.ndarray) -> np.ndarray:
-    """GSC palette (0 none, 1 foreground, 2 background) -> the task's 1 / 0 / 255."""
-    return np.where(scribbles == 1, 1, np.where(scribbles == 2, 0, VOID)).astype(np.uint8)
-
-
 def grabcut_gsc_samples(root, limit, extra):
-    from suite.data.readers import GrabCut, GSCScribbles
+    from suite.data.readers import GrabCut, GSCScribbles, gsc_seeds
 
     images = GrabCut(extra["grabcut"]).base / "data_GT"
     reader = GSCScribbles(root, scribble_set=1, images_root=images)
     for index in range(len(reader) if limit is None else min(limit, len(reader))):
         sample = reader[index]
         truth = np.where(sample["void"], VOID, sample["mask"].astype(np.uint8))
-        yield Sample(sample["name"], {"image": sample["image"], "scribbles": _seeds_from_gsc(sample["scribbles"])},
+        yield Sample(sample["name"], {"image": sample["image"], "scribbles": gsc_seeds(sample["scribbles"])},
                      {"mask": truth})
 
 

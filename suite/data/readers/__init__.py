@@ -54,6 +54,7 @@ from .segmentation import (
     GrabCut,
     GSCScribbles,
     ScribbleSup,
+    gsc_seeds,
     read_binary_mask,
     read_davis_annotation,
     read_grabcut_mask,

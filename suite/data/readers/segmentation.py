@@ -123,6 +123,13 @@ def read_gsc_scribble(path: PathLike) -> np.ndarray:
     return labels
 
 
+def gsc_seeds(scribbles: np.ndarray) -> np.ndarray:
+    """GSC palette indices (0 none, 1 foreground, 2 background) as seeds: 1 foreground,
+    0 background, 255 unlabelled (uint8), the convention of the interactive-segmentation task."""
+    scribbles = np.asarray(scribbles)
+    return np.where(scribbles == 1, 1, np.where(scribbles == 2, 0, 255)).astype(np.uint8)
+
+
 def read_sbd_mat(path: PathLike, *, key: str = "GTcls") -> np.ndarray:
     """SBD ground truth ``cls/<id>.mat`` (struct ``GTcls``) or ``inst/<id>.mat`` (``GTinst``).
 

@@ -416,3 +416,9 @@ def test_datasets_are_lazy_and_indexable(tmp_path):
         dataset[1]
     with pytest.raises(IndexError):
         dataset[2]
+
+
+def test_gsc_seeds_golden():
+    # GSC palette: 0 none, 1 foreground, 2 background (Andrade & Carrera 2015) -> 255, 1, 0
+    seeds = readers.gsc_seeds(np.array([[0, 1, 2], [2, 0, 1]], np.uint8))
+    assert seeds.dtype == np.uint8 and seeds.tolist() == [[255, 1, 0], [0, 255, 1]]
