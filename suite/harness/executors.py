@@ -89,6 +89,11 @@ class RayCluster:
             raise ValueError(f"--device {options.device}: the cluster's workers cannot use it ({error.cause})") from None
         return cls(device=device, device_class=device_class, started_here=started_here)
 
+    def close(self) -> None:
+        """Stop the private local instance this run started (a cluster it joined stays up)."""
+        if self.started_here:
+            _import_ray().shutdown()
+
     def run(self, tasks: list, options, *, on_result: Callable[[Any, dict | None], None],
             one_at_a_time: bool = False) -> None:
         """Submit ``tasks``; call ``on_result(task, payload)`` as each finishes (payload None when

@@ -262,8 +262,11 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
         def stored(task: Task, payload: dict | None) -> None:
             finished(task, store_result(task, options, payload) if payload is not None else STATUS_FAILED)
 
-        cluster.run(parallel, options, on_result=stored)
-        cluster.run(sequential, options, on_result=stored, one_at_a_time=True)
+        try:
+            cluster.run(parallel, options, on_result=stored)
+            cluster.run(sequential, options, on_result=stored, one_at_a_time=True)
+        finally:
+            cluster.close()
         sequential = []
     elif parallel:
         threads = max(1, (os.cpu_count() or 1) // options.jobs)
