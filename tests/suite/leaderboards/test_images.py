@@ -11,17 +11,13 @@ import suite.leaderboards.images as images
 from metrics import edges as edge_metrics
 from suite.data.readers.edges import kair_noisy
 from suite.harness import registry, runner, store
-from suite.harness.methods import methods_for
+from suite.harness.methods import get_method, methods_for
 from suite.leaderboards.benchmarks import Sample, all_benchmarks, mean_and_error
 
 DENOISE_IDS = ("denoise-mini-sigma25-v1", "denoise-cbsd68-sigma25-v1")
 EDGE_IDS = ("edges-mini-v1", "edges-bsds500-v1")
 DENOISERS = [m.name for m in methods_for("denoising")]
 EDGE_METHODS = [m.name for m in methods_for("edges")]
-
-
-def _method(task, name):
-    return next(m for m in methods_for(task) if m.name == name)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +41,7 @@ def step_image():
 def test_methods_and_benchmarks_are_registered():
     assert {"energybench-tv-prox", "skimage-tv-chambolle", "opencv-nlmeans", "noisy-input"} <= set(DENOISERS)
     assert "skimage-wavelet" in DENOISERS
-    assert _method("denoising", "energybench-tv-prox").kind == "paper"
+    assert get_method("denoising", "energybench-tv-prox").kind == "paper"
     assert {"sobel", "scharr", "canny-multiscale"} <= set(EDGE_METHODS)
     benchmarks = all_benchmarks()
     for benchmark_id in DENOISE_IDS + EDGE_IDS:
@@ -61,7 +57,7 @@ def test_methods_and_benchmarks_are_registered():
 def test_denoiser_follows_the_contract_and_beats_the_noise(name, photo):
     clean, noisy, noisy_psnr = photo
     before = noisy.copy()
-    estimate = _method("denoising", name).func(noisy, sigma=25.0)
+    estimate = get_method("denoising", name).func(noisy, sigma=25.0)
     assert isinstance(estimate, np.ndarray) and estimate.shape == noisy.shape
     assert np.issubdtype(estimate.dtype, np.floating) and np.isfinite(estimate).all()
     np.testing.assert_array_equal(noisy, before)  # the input is not modified in place
@@ -78,7 +74,7 @@ def test_denoiser_follows_the_contract_and_beats_the_noise(name, photo):
 def test_denoiser_handles_one_channel(name, photo):
     clean, noisy, _ = photo
     grey = np.ascontiguousarray(noisy[..., :1])
-    estimate = _method("denoising", name).func(grey, sigma=25.0)
+    estimate = get_method("denoising", name).func(grey, sigma=25.0)
     assert estimate.shape == grey.shape
     before = images.score_denoising(grey, {"clean": clean[..., :1]})["PSNR"]
     assert images.score_denoising(estimate, {"clean": clean[..., :1]})["PSNR"] > before + 3.0
@@ -87,7 +83,7 @@ def test_denoiser_handles_one_channel(name, photo):
 @pytest.mark.parametrize("name", DENOISERS)
 def test_denoiser_rejects_bad_input(name, photo):
     _, noisy, _ = photo
-    func = _method("denoising", name).func
+    func = get_method("denoising", name).func
     with pytest.raises(ValueError, match=r"noisy: expected an \(H, W, C\) float image"):
         func(noisy[..., 0], sigma=25.0)
     with pytest.raises(ValueError, match="sigma: expected a positive"):
@@ -105,7 +101,7 @@ def test_weight_rules():
 
 @pytest.mark.parametrize("name", EDGE_METHODS)
 def test_edge_method_follows_the_contract_and_finds_a_step(name, step_image):
-    edge_map = _method("edges", name).func(step_image)
+    edge_map = get_method("edges", name).func(step_image)
     assert isinstance(edge_map, np.ndarray) and edge_map.shape == (64, 64)
     assert np.issubdtype(edge_map.dtype, np.floating) and np.isfinite(edge_map).all()
     assert edge_map.min() >= 0.0 and edge_map.max() == pytest.approx(1.0)
@@ -114,10 +110,10 @@ def test_edge_method_follows_the_contract_and_finds_a_step(name, step_image):
     # ... and along it: each row's strongest response is on the step in at least 90 % of the rows
     # (canny-multiscale: a row where the scales disagree by a pixel peaks at 2/3 there).
     assert np.isin(edge_map.argmax(axis=1), [31, 32]).mean() >= 0.9
-    flat = _method("edges", name).func(np.full((16, 16, 3), 128, np.uint8))
+    flat = get_method("edges", name).func(np.full((16, 16, 3), 128, np.uint8))
     assert flat.shape == (16, 16) and not flat.any()
     with pytest.raises(ValueError, match=r"image: expected an \(H, W, 3\) uint8 RGB image"):
-        _method("edges", name).func(step_image.astype(np.float32))
+        get_method("edges", name).func(step_image.astype(np.float32))
 
 
 def test_sobel_is_the_metrics_detector(step_image):
@@ -191,17 +187,6 @@ def test_check_rejects_wrong_shape_and_nan(benchmark_id):
 
 
 # --------------------------------------------------------------------------- data and end to end
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    """mini-denoise and mini-edges generated at the smoke profile (built once)."""
-    from suite.data import manage
-
-    root = tmp_path_factory.mktemp("image-leaderboard-data")
-    manage.build(profile="smoke", root=root, seed=0, progress=False, workers=1, record=False,
-                 datasets=["mini-denoise", "mini-edges"])
-    return root
 
 
 def test_samples_follow_the_contracts(smoke_data):

@@ -10,17 +10,13 @@ import skimage.data
 
 import suite.leaderboards.stereo_flow as stereo_flow
 from suite.harness import registry, runner, store
-from suite.harness.methods import TASKS, methods_for
+from suite.harness.methods import TASKS, get_method, methods_for
 from suite.leaderboards.benchmarks import Sample, all_benchmarks, mean_and_error
 
 OURS = stereo_flow.__name__
 BENCHMARK_IDS = ("stereo-mini-v1", "stereo-motorcycle-v1", "flow-mini-v1", "flow-middlebury-v1")
 STEREO_METHODS = [m.name for m in methods_for("stereo")]
 FLOW_METHODS = [m.name for m in methods_for("flow")]
-
-
-def _method(task, name):
-    return next(m for m in methods_for(task) if m.name == name)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,7 @@ def test_methods_and_benchmarks_are_registered():
 @pytest.mark.parametrize("name", STEREO_METHODS)
 def test_stereo_method_follows_the_contract(name, texture):
     left, right = _stereo_pair(texture, 5, 48, 64)
-    disparity = _method("stereo", name).func(left, right, max_disparity=12)
+    disparity = get_method("stereo", name).func(left, right, max_disparity=12)
     assert isinstance(disparity, np.ndarray) and disparity.shape == (48, 64), TASKS["stereo"]
     assert disparity.dtype in (np.float32, np.float64) and np.isfinite(disparity).all()
 
@@ -72,7 +68,7 @@ def test_stereo_method_follows_the_contract(name, texture):
 @pytest.mark.parametrize("name", FLOW_METHODS)
 def test_flow_method_follows_the_contract(name, texture):
     image1, image2 = _flow_pair(texture, 2, 1, 48, 64)
-    flow = _method("flow", name).func(image1, image2)
+    flow = get_method("flow", name).func(image1, image2)
     assert isinstance(flow, np.ndarray) and flow.shape == (48, 64, 2), TASKS["flow"]
     assert flow.dtype in (np.float32, np.float64) and np.isfinite(flow).all()
 
@@ -82,7 +78,7 @@ def test_stereo_methods_recover_a_constant_disparity(name, texture):
     # Measured on this 96x128 crop, d = 7, max_disparity 16 (interior: 8 px margin, x >= 40, past the
     # 32 searched columns): sgbm mean error 0.003 px, bm 0.042 px, no pixel off by more than 0.4 px.
     left, right = _stereo_pair(texture, 7)
-    disparity = _method("stereo", name).func(left, right, max_disparity=16)
+    disparity = get_method("stereo", name).func(left, right, max_disparity=16)
     error = np.abs(disparity - 7.0)[8:-8, 40:-8]
     assert error.mean() < 0.25 and (error > 1.0).mean() < 0.01
 
@@ -94,7 +90,7 @@ def test_flow_methods_recover_a_translation(name, mean_bound, texture):
     # dis 0.032, farneback 4e-4 px; mean EPE tvl1 0.009, ilk 1e-4, dis 0.034, farneback 0.47 px
     # (Farneback's polynomial fit fails on flat patches: 10 % of pixels above 2.6 px).
     image1, image2 = _flow_pair(texture, 3, -2)
-    flow = _method("flow", name).func(image1, image2)
+    flow = get_method("flow", name).func(image1, image2)
     error = np.linalg.norm(flow - np.array([3.0, -2.0]), axis=-1)[16:-16, 16:-16]
     assert np.median(error) < 0.5 and error.mean() < mean_bound
 
@@ -184,17 +180,6 @@ def test_check_rejects_wrong_shape_and_nan(benchmark_id):
 
 
 # --------------------------------------------------------------------------- data and end to end
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    """mini-stereo, mini-flow and the Motorcycle pair generated at the smoke profile (built once)."""
-    from suite.data import manage
-
-    root = tmp_path_factory.mktemp("leaderboard-data")
-    manage.build(profile="smoke", root=root, seed=0, progress=False, workers=1, record=False,
-                 datasets=["mini-stereo", "mini-flow", "middlebury2014-motorcycle"])
-    return root
 
 
 def test_samples_are_the_validation_splits(smoke_data):
