@@ -19,7 +19,6 @@ from .context import Context, DataAccess
 from .records import Record
 
 STATUS_OK, STATUS_NOT_RUN, STATUS_FAILED = "ok", "not_run", "failed"
-_ABSENT = "absent"  # suite.data.registry.ABSENT: the version of a dataset that is not present
 
 
 @dataclass(frozen=True)
@@ -299,6 +298,8 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
     recorded (a report can be rendered where the data is not). Cells of experiments that are
     not registered here are left out too.
     """
+    from suite.data.registry import ABSENT
+
     experiments = registry.all_experiments()
     keep, grids, sources, stale = [], {}, {}, 0
     for cell in cells:
@@ -316,7 +317,7 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
         # a dataset absent here (results copied from another machine) keeps the version the cell
         # recorded; one present here must be the version the cell read
         recorded = cell.get("provenance", {}).get("data_versions", {})
-        versions = {d: recorded.get(d, v) if v == _ABSENT else v
+        versions = {d: recorded.get(d, v) if v == ABSENT else v
                     for d, v in _data_versions(exp.dataset_ids(cell["cell"], profile)).items()}
         key = keys.cell_key(experiment=exp.id, cell=cell["cell"], profile=profile, seed=cell["seed"],
                             source=sources[exp.id], data_versions=versions, device_class=cell["device_class"])
