@@ -15,6 +15,14 @@ Protocols followed:
   pixels (``gt == 255``) are removed from intersection and union; an empty union gives
   J = 1. ``evaluation.py`` drops the first and the last frame of each sequence, takes the
   mean over frames per object, and the reported J-Mean is the mean over objects.
+* **DAVIS boundary F** (``davis2017/metrics.py::f_measure``, the same measure as the DAVIS
+  2016 toolkit): the one-pixel boundary maps of both masks (``_seg2bmap``: a pixel is on the
+  boundary when it differs from its east, south or south-east neighbour, i.e. the boundary
+  shifted half a pixel towards the origin), void pixels set to background first; a boundary
+  pixel matches when the other map has a boundary pixel within the tolerance, a disc of radius
+  ``ceil(0.008 * ||(H, W)||)`` (8 px at 854 x 480); precision and recall of the matches give
+  ``F = 2PR / (P + R)``, with the toolkit's conventions for empty maps (both empty: F = 1; one
+  empty: F = 0). Sequences are averaged like J (frames ``[1:-1]``, then objects).
 * **Trimap** (``hszhao/PSPNet matlab/my_script/MyVOCevalsegBoundary.m``, the DeepLab
   lineage): ``band = imdilate(gt == 255, strel('square', 2w+1)) & gt ~= 255``, i.e.
   the VOC void outline dilated by a ``(2w+1) x (2w+1)`` square, void excluded; one
@@ -30,7 +38,8 @@ from scipy import ndimage
 
 from metrics import _checks
 
-__all__ = ["ConfusionMatrix", "iou", "davis_j", "trimap_mask", "trimap_accuracy", "trimap_confusion"]
+__all__ = ["ConfusionMatrix", "iou", "davis_j", "boundary_map", "boundary_f", "davis_f", "trimap_mask",
+           "trimap_accuracy", "trimap_confusion"]
 
 
 class ConfusionMatrix:
@@ -200,6 +209,123 @@ def davis_j(masks: Any, gts: Any, *, ignore_index: int | None = 255, reduction: 
         raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
     per_frame = iou(pred_array[:, 1:-1], gt_array[:, 1:-1], ignore_index)
     per_object = np.asarray(per_frame, dtype=np.float64).reshape(pred_array.shape[0], -1).mean(axis=1)
+    return float(per_object.mean()) if reduction == "mean" else per_object
+
+
+def boundary_map(mask: Any) -> np.ndarray:
+    """One-pixel boundary map of a binary mask, the DAVIS / BSDS ``seg2bmap`` convention.
+
+    ``b_p = m_p xor m_E(p)  or  m_p xor m_S(p)  or  m_p xor m_SE(p)`` with the east, south and
+    south-east neighbours, which are 0 outside the image; on the last row only the east
+    neighbour is compared, on the last column only the south one, and the bottom-right pixel is
+    never a boundary (exactly as ``_seg2bmap`` of the DAVIS toolkit, after D. Martin's BSDS code).
+
+    Args:
+        mask: ``(H, W)`` bool or {0, 1}.
+
+    Returns:
+        bool ``(H, W)``.
+
+    Raises:
+        ValueError: not 2-D, empty or not binary.
+    """
+    array = _checks.prediction(mask, "mask")
+    _checks.check_ndim(array, "mask", 2, "(H, W)")
+    _checks.check_binary(array, "mask")
+    seg = array.astype(bool)
+    east, south, south_east = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    east[:, :-1] = seg[:, 1:]
+    south[:-1, :] = seg[1:, :]
+    south_east[:-1, :-1] = seg[1:, 1:]
+    boundary = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
+    boundary[-1, :] = seg[-1, :] ^ east[-1, :]
+    boundary[:, -1] = seg[:, -1] ^ south[:, -1]
+    boundary[-1, -1] = False
+    return boundary
+
+
+def boundary_f(pred: Any, gt: Any, *, bound_th: float = 0.008, ignore_index: int | None = 255) -> float:
+    """DAVIS boundary F-measure of one frame (``f_measure`` of the DAVIS toolkit).
+
+    Boundaries of ``pred`` and ``gt`` (void pixels, ``gt == ignore_index``, set to background in
+    both first) by :func:`boundary_map`; a predicted boundary pixel is a match when a ground-truth
+    boundary pixel lies within the tolerance disc (and vice versa); ``P`` = matched predicted /
+    predicted boundary pixels, ``R`` = matched ground-truth / ground-truth boundary pixels,
+    ``F = 2PR / (P + R)`` (0 when ``P + R = 0``). Empty boundaries: both empty gives F = 1, only
+    the prediction's gives F = 0 (P = 1, R = 0), only the ground truth's F = 0 (P = 0, R = 1).
+
+    Args:
+        pred: ``(H, W)`` binary mask.
+        gt: ``(H, W)`` {0, 1} (bool allowed) with ``ignore_index`` as void.
+        bound_th: tolerance: a fraction of the image diagonal when < 1 (the radius is
+            ``ceil(bound_th * sqrt(H^2 + W^2))``, 8 px at 854 x 480 for the default 0.008), a
+            radius in pixels when >= 1.
+        ignore_index: void label in ``gt`` or None.
+
+    Returns:
+        F in [0, 1].
+
+    Raises:
+        ValueError: shapes differ, not 2-D, non-binary masks, a non-positive ``bound_th``.
+    """
+    import cv2
+    from skimage.morphology import disk
+
+    pred_array = _checks.prediction(pred, "pred")
+    gt_array = _checks.to_numpy(gt, "gt")
+    _checks.check_nonempty(gt_array, "gt")
+    _checks.check_same_shape(pred_array, gt_array, "pred", "gt")
+    _checks.check_ndim(pred_array, "pred", 2, "(H, W)")
+    _checks.check_binary(pred_array, "pred")
+    _checks.check_binary(gt_array, "gt", extra=() if ignore_index is None else (ignore_index,))
+    _checks.check_positive(bound_th, "bound_th")
+    valid = gt_array != ignore_index if ignore_index is not None else np.ones(gt_array.shape, bool)
+    pred_boundary = boundary_map(pred_array.astype(bool) & valid)
+    gt_boundary = boundary_map((gt_array == 1) & valid)
+    radius = bound_th if bound_th >= 1 else float(np.ceil(bound_th * np.hypot(*gt_array.shape)))
+    footprint = disk(int(radius)).astype(np.uint8)
+    pred_near = cv2.dilate(pred_boundary.astype(np.uint8), footprint).astype(bool)
+    gt_near = cv2.dilate(gt_boundary.astype(np.uint8), footprint).astype(bool)
+    n_pred, n_gt = int(pred_boundary.sum()), int(gt_boundary.sum())
+    if n_pred == 0 and n_gt == 0:
+        return 1.0
+    if n_pred == 0 or n_gt == 0:
+        return 0.0
+    precision = float((pred_boundary & gt_near).sum()) / n_pred
+    recall = float((gt_boundary & pred_near).sum()) / n_gt
+    return 0.0 if precision + recall == 0 else 2.0 * precision * recall / (precision + recall)
+
+
+def davis_f(masks: Any, gts: Any, *, bound_th: float = 0.008, ignore_index: int | None = 255,
+            reduction: str = "mean") -> Any:
+    """DAVIS F-Mean of one sequence (semi-supervised protocol), the counterpart of :func:`davis_j`.
+
+    Per object: :func:`boundary_f` of every frame except the first and the last, their mean;
+    then the mean over objects.
+
+    Args:
+        masks: predicted binary masks ``(O, T, H, W)`` or ``(T, H, W)``.
+        gts: ground truth of the same shape, {0, 1} with ``ignore_index`` as void.
+        bound_th: the tolerance of :func:`boundary_f`.
+        reduction: ``"mean"`` (float) or ``"none"`` (``(O,)``).
+
+    Raises:
+        ValueError: shapes differ, fewer than 3 frames, non-binary masks.
+    """
+    _checks.check_choice(reduction, "reduction", ("mean", "none"))
+    pred_array = _checks.prediction(masks, "masks")
+    gt_array = _checks.to_numpy(gts, "gts")
+    _checks.check_same_shape(pred_array, gt_array, "masks", "gts")
+    if pred_array.ndim == 3:
+        pred_array, gt_array = pred_array[None], gt_array[None]
+    if pred_array.ndim != 4:
+        raise ValueError(f"masks: expected shape (O, T, H, W) or (T, H, W), got {tuple(pred_array.shape)}")
+    if pred_array.shape[1] < 3:
+        raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
+    per_object = np.array([np.mean([boundary_f(pred_array[o, t], gt_array[o, t], bound_th=bound_th,
+                                               ignore_index=ignore_index)
+                                    for t in range(1, pred_array.shape[1] - 1)])
+                           for o in range(pred_array.shape[0])], dtype=np.float64)
     return float(per_object.mean()) if reduction == "mean" else per_object
 
 

@@ -58,6 +58,9 @@ class Benchmark:
         protocol: how the benchmark is run and scored (shown under the table).
         limits: samples per profile (``smoke``, ``mini``, ``full``; None = all).
         extra_datasets: other datasets the samples need (e.g. the images of a scribble set).
+        predict: ``predict(func, sample) -> prediction`` when a method is run more than once per
+            sample (a simulated user that scribbles until the mask is good, ``simulated_user``);
+            default: ``func(**sample.inputs)``.
     """
 
     id: str
@@ -72,6 +75,7 @@ class Benchmark:
     check: Callable[[Any, Sample], None] | None = None
     limits: dict[str, int | None] = field(default_factory=lambda: {"smoke": 2, "mini": 20, "full": None})
     extra_datasets: tuple[str, ...] = ()
+    predict: Callable[[Callable[..., Any], Sample], Any] | None = None
 
     @property
     def primary(self) -> str:
@@ -148,7 +152,7 @@ def evaluate(spec: Benchmark, method: Method, ctx) -> list:
     limit = ctx.settings["limit"]
     samples = spec.samples(root, limit, extra) if spec.extra_datasets else spec.samples(root, limit)
     for sample in ctx.progress(_limited(samples, limit), desc=method.name):
-        prediction = method.func(**sample.inputs)
+        prediction = spec.predict(method.func, sample) if spec.predict is not None else method.func(**sample.inputs)
         if spec.check is not None:
             try:
                 spec.check(prediction, sample)

@@ -158,3 +158,52 @@ MINI = benchmark(Benchmark(
                         "its strokes are foreground seeds and all other strokes background seeds.",
     limits={"smoke": 2, "mini": 30, "full": None},
 ))
+
+
+# ---------------------------------------------------------------------------------------------
+# Number of scribbles to IoU > 0.85 with the simulated user (LSM Fig. 5a/b protocol)
+# ---------------------------------------------------------------------------------------------
+NOC_THRESHOLD, NOC_MAX_ROUNDS = 0.85, 20
+NOC_METRICS = {f"scribbles to IoU>{NOC_THRESHOLD:g}": ("", False), "IoU, 1 interaction": ("", True),
+               "failed": ("%", False)}
+
+
+def simulate_sample(func, sample: Sample):
+    """The simulated user (``simulated_user.simulate``) with the method ``func`` on one sample."""
+    from .simulated_user import simulate
+
+    return simulate(func, sample.inputs["image"], sample.truth["mask"], sample.inputs["scribbles"],
+                    threshold=NOC_THRESHOLD, max_rounds=NOC_MAX_ROUNDS)
+
+
+def score_simulation(result, truth: dict) -> dict[str, float]:
+    from .simulated_user import score
+
+    return score(result)
+
+
+NOC_PROTOCOL = (f"Simulated user (suite/leaderboards/simulated_user.py): the first interaction is the dataset's "
+                f"initial scribbles; each further round adds one dot scribble of the correct label at the point "
+                f"deepest inside the largest connected error region (false negatives or false positives; void and "
+                f"scribbled pixels excluded; radius 8 px at a 640 px long side, scaled), and the method reruns on "
+                f"all scribbles so far. Per image: the number of added scribbles until IoU > {NOC_THRESHOLD:g} "
+                f"(0 when the initial scribbles suffice; a failure after {NOC_MAX_ROUNDS} added scribbles, or with "
+                f"no error left to mark, counts as {NOC_MAX_ROUNDS}, as in the NoC protocol), the IoU after the "
+                f"first interaction (DAVIS convention over non-void pixels) and the failure rate; means over "
+                f"images with their standard errors.")
+
+NOC_GRABCUT_GSC = benchmark(Benchmark(
+    id="interactive-noc-grabcut-gsc-v1", task=TASK, dataset="gsc-scribbles", extra_datasets=("grabcut",),
+    title=f"Interactive segmentation, scribbles to IoU > {NOC_THRESHOLD:g}, GrabCut with GSC initial scribbles (v1)",
+    metrics=NOC_METRICS, samples=grabcut_gsc_samples, score=score_simulation, predict=simulate_sample,
+    protocol=NOC_PROTOCOL + " Data: GrabCut boundary_GT masks (128 band = void); GSC robot-user scribbles-set-1.",
+    limits={"smoke": 1, "mini": 5, "full": None},
+))
+NOC_MINI = benchmark(Benchmark(
+    id="interactive-noc-mini-v1", task=TASK, dataset="mini-masks",
+    title=f"Interactive segmentation, scribbles to IoU > {NOC_THRESHOLD:g}, generated scenes (v1)",
+    metrics=NOC_METRICS, samples=mini_samples, score=score_simulation, predict=simulate_sample,
+    protocol=NOC_PROTOCOL + " Data: generated mini-masks validation scenes; the main object is the foreground, "
+                            "its strokes are foreground seeds and all other strokes background seeds.",
+    limits={"smoke": 2, "mini": 20, "full": None},
+))

@@ -123,3 +123,96 @@ def test_trimap_accuracy_pools_over_images():
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ------------------------------------------------------------------ DAVIS boundary F (davis_f)
+def _square_pair():
+    """6 x 8 masks: a 3 x 3 object at rows 1-3, columns 1-3, and the prediction shifted 2 px right."""
+    gt = np.zeros((6, 8), np.uint8)
+    gt[1:4, 1:4] = 1
+    pred = np.zeros((6, 8), bool)
+    pred[1:4, 3:6] = True
+    return pred, gt
+
+
+def test_boundary_map_golden():
+    # Worked by hand from the seg2bmap rule (a pixel differing from its E, S or SE neighbour): the
+    # 3 x 3 square's boundary is shifted half a pixel towards the origin, 12 pixels.
+    _, gt = _square_pair()
+    expected = np.zeros((6, 8), bool)
+    expected[0, 0:4] = True          # above the square, and (0, 0) through its SE neighbour
+    expected[1:4, 0] = True          # left of it (E neighbour inside)
+    expected[1:4, 3] = True          # its last column (E neighbour outside)
+    expected[3, 1:3] = True          # its last row (S neighbour outside)
+    assert (seg.boundary_map(gt) == expected).all() and expected.sum() == 12
+    # last row / column rules: a mask filling the image has no boundary; one on the last row
+    # compares east only, one on the last column south only
+    assert not seg.boundary_map(np.ones((4, 5), bool)).any()
+    edge = np.zeros((4, 5), bool)
+    edge[3, 2] = True
+    assert seg.boundary_map(edge)[3].tolist() == [False, True, True, False, False]
+
+
+def test_boundary_f_golden_hand_computed():
+    # Hand-worked (see _square_pair): tolerance ceil(0.008 * hypot(6, 8)) = ceil(0.08) = 1 px, a cross
+    # (skimage disk(1)). Of the prediction's 12 boundary pixels, the 4 on its right side (column 5
+    # and (0, 5)) have no ground-truth boundary pixel within the cross: P = 8/12; of the ground
+    # truth's 12, (0, 0) and column 0 rows 1-3 have none: R = 8/12. F = 2/3.
+    pred, gt = _square_pair()
+    assert seg.boundary_f(pred, gt) == pytest.approx(2 / 3, abs=1e-12)
+    assert seg.boundary_f(pred, gt, bound_th=1) == pytest.approx(2 / 3, abs=1e-12)
+    # radius 2 (bound_th >= 1 is pixels): every boundary pixel is within 2 of the other map
+    assert seg.boundary_f(pred, gt, bound_th=2) == pytest.approx(1.0)
+    assert seg.iou(pred, gt) == pytest.approx(3 / 15)
+    # empty conventions of the toolkit
+    empty = np.zeros((6, 8), bool)
+    assert seg.boundary_f(empty, empty.astype(np.uint8)) == 1.0
+    assert seg.boundary_f(empty, gt) == 0.0 and seg.boundary_f(pred, empty.astype(np.uint8)) == 0.0
+
+
+def test_boundary_f_void_pixels_are_background_in_both_maps():
+    pred, gt = _square_pair()
+    gt = gt.copy()
+    gt[:, 4:] = 255  # void covers the prediction's extra columns
+    # with void removed the prediction is columns 3 of rows 1-3 and the truth columns 1-3
+    clipped = pred & (gt != 255)
+    assert seg.boundary_f(pred, gt) == seg.boundary_f(clipped, np.where(gt == 255, 0, gt))
+
+
+def _f_by_distance(pred, gt, radius):
+    """Independent formulation: a boundary pixel matches when the Euclidean distance to the
+    nearest boundary pixel of the other map is <= radius (skimage's disk(r) holds the offsets with
+    dy^2 + dx^2 <= r^2), distances by scipy's exact EDT."""
+    bp, bg = seg.boundary_map(pred), seg.boundary_map(gt)
+    if not bp.any() or not bg.any():
+        return float(bp.any() == bg.any())
+    precision = (ndimage.distance_transform_edt(~bg)[bp] <= radius).mean()
+    recall = (ndimage.distance_transform_edt(~bp)[bg] <= radius).mean()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_boundary_f_against_distance_transform(seed):
+    rng = np.random.default_rng(seed)
+    gt = ndimage.binary_opening(ndimage.gaussian_filter(rng.random((60, 90)), 3) > 0.5)
+    pred = ndimage.binary_dilation(gt, iterations=int(rng.integers(1, 5))) ^ (rng.random(gt.shape) < 0.02)
+    radius = int(np.ceil(0.008 * np.hypot(60, 90)))  # 1
+    assert seg.boundary_f(pred, gt.astype(np.uint8)) == pytest.approx(_f_by_distance(pred, gt, radius), abs=1e-12)
+    assert seg.boundary_f(pred, gt.astype(np.uint8), bound_th=4) == pytest.approx(_f_by_distance(pred, gt, 4),
+                                                                                  abs=1e-12)
+
+
+def test_davis_f_excludes_first_and_last_frame_and_averages_objects():
+    pred, gt = _square_pair()
+    # three frames: first and last perfect, the middle one the hand-worked pair (F = 2/3)
+    masks = np.stack([gt == 1, pred, gt == 1, np.zeros_like(pred)])
+    truths = np.stack([gt, gt, gt, gt])
+    assert seg.davis_f(masks, truths) == pytest.approx((2 / 3 + 1.0) / 2)
+    two = seg.davis_f(np.stack([masks, np.stack([gt == 1] * 4)]), np.stack([truths, truths]), reduction="none")
+    assert two == pytest.approx([(2 / 3 + 1.0) / 2, 1.0])
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        seg.davis_f(masks[:2], truths[:2])
+    with pytest.raises(ValueError, match="bound_th"):
+        seg.boundary_f(pred, gt, bound_th=0)
+    with pytest.raises(ValueError, match="pred"):
+        seg.boundary_f(np.full((6, 8), 0.5), gt)
