@@ -54,11 +54,20 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_data_root(tmp_path_factory):
-    """Datasets that a test run generates go to a temporary folder, never into the checkout's data/."""
+    """Datasets that a test run generates go to a temporary folder, never into the checkout's data/,
+    and the checkout's data/, results/ and caches are never read (unless ENERGYBENCH_DATA is set
+    by the caller, e.g. to point the tests at the real samples)."""
     if os.environ.get("ENERGYBENCH_DATA"):
         yield
         return
+    from suite.data import manage, registry
+
+    repo_data = tmp_path_factory.mktemp("repo-data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ENERGYBENCH_DATA", str(tmp_path_factory.mktemp("energybench-data")))
         patch.setenv("ENERGYBENCH_CACHE", str(tmp_path_factory.mktemp("energybench-cache")))
+        # The checkout's data/ (what `energybench reproduce` built there) must not leak into the
+        # tests: its fallback root becomes an empty folder of the test session.
+        patch.setattr(registry, "default_data_root", lambda: repo_data)
+        patch.setattr(manage, "default_data_root", lambda: repo_data)
         yield

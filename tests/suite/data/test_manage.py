@@ -109,11 +109,11 @@ def test_committed_data_dvc_matches_a_fresh_mini_build():
     """`energybench data verify` on the repository: the mini rebuild gives data.dvc's md5."""
     import time
 
-    root = registry.default_data_root()
+    root = registry.repo_root() / "data"
     if manage.read_dvc_md5(root.parent / "data.dvc") is None:
         pytest.skip("no data.dvc in the repository")
     started = time.perf_counter()
-    report = manage.verify(profile="mini", strict=False, workers=2)
+    report = manage.verify(profile="mini", root=root, strict=False, workers=2)
     assert report["dvc"]["match"], report["dvc"]
     assert report["build_seconds"] < 120, f"mini build took {report['build_seconds']} s (budget 120 s on 2 cores)"
     if all(entry["status"] != "missing" for entry in report["datasets"].values()):

@@ -70,9 +70,9 @@ def test_data_roots_order(monkeypatch, tmp_path):
     monkeypatch.setenv("ENERGYBENCH_DATA", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
     roots = registry.data_roots()
     assert roots[:2] == [tmp_path / "a", tmp_path / "b"]
-    assert roots[-1] == registry.repo_root() / "data"
+    assert roots[-1] == registry.default_data_root()
     monkeypatch.delenv("ENERGYBENCH_DATA")
-    assert registry.data_roots() == [registry.repo_root() / "data"]
+    assert registry.data_roots() == [registry.default_data_root()]
     assert (registry.repo_root() / "suite" / "data" / "registry.py").is_file()
 
 
