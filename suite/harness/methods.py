@@ -36,6 +36,8 @@ TASKS: dict[str, str] = {
     "edges": "f(image) -> (H, W) float edge probability in [0, 1]; image (H, W, 3) uint8 RGB",
     "interactive-segmentation": "f(image, scribbles) -> (H, W) bool foreground mask; image (H, W, 3) uint8 RGB, "
                                 "scribbles (H, W) uint8: 1 foreground, 0 background, 255 unlabelled",
+    "video-segmentation": "f(frames, first_mask) -> masks (T, H, W) bool, masks[0] == first_mask; frames (T, H, W, 3) "
+                          "uint8 RGB, first_mask (H, W) bool: the object in frame 0 (semi-supervised, DAVIS 2016)",
 }
 
 _METHODS: dict[tuple[str, str], "Method"] = {}

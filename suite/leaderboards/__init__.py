@@ -3,4 +3,4 @@
 Importing this package registers the benchmarks and the classical baselines; the harness finds it
 through the ``energybench.experiments`` entry point ``leaderboard``.
 """
-from . import benchmarks, images, segmentation, stereo_flow  # noqa: F401
+from . import benchmarks, images, segmentation, stereo_flow, video  # noqa: F401
