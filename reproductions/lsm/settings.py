@@ -1,0 +1,104 @@
+"""Profile settings shared by every LSM experiment: one training recipe, one model cache.
+
+Every experiment of ``reproductions.lsm`` reads the same settings dict per profile, so a model
+trained for one figure (the joint model above all) is found in the cache by every other figure:
+the cache key of a model is built from :data:`TRAINING_KEYS` only (plus the model's task set,
+variant and seed), never from an experiment's own options.
+
+``full`` follows the paper (Sec. 4.1, App. B) and its public code (``frobelbest/LSM``):
+pyramid channels (512, 256, 128, 64), K = (2, 4, 8, 16) basis vectors from coarse to fine,
+(1, 6, 4, 3) LSM iterations per level, AdamW (0.9, 0.999), lr 3e-4 with cosine decay and no
+restarts, batch 12 / 6 / 4 / 4 (interactive / video / stereo / flow), 143.2K iterations; the
+paper's datasets through the registry (SBD minus the VGG benchmark's images, DAVIS-2017 ->
+DAVIS-2016, FlyingThings3D with the CRL split, FlyingThings3D -> Sintel).
+
+``mini`` keeps every part of the method and shrinks sizes so that the whole ``lsm`` profile
+fits about an hour on two CPU cores: the generated ``mini-*`` sets (96 x 128 flow / stereo /
+video scenes, 128 x 128 scribbled scenes), training on 64 x 64 crops (masks: the 128 x 128 scene
+resized to 64 x 64, since a crop would often cut the scribbled object away), narrow pyramid
+channels, the paper's K and iteration schedule, and a few hundred AdamW steps with the paper's
+learning rate and cosine decay. Evaluation runs at the generated sets' native size.
+
+``smoke`` is the same code at a few steps and tiny widths (tests).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+#: The settings a trained model depends on (its cache key); every experiment shares them.
+TRAINING_KEYS = (
+    "model", "train_iterations", "lr", "weight_decay", "batch", "train_crop", "mask_side",
+    "video_references", "stereo_directions", "data",
+)
+
+PAPER = {
+    # App. B: "about 15M parameters", "57.26 MB", "25 ms for 512 x 384", "143.2K iterations",
+    # "roughly 20 hours" on four TITAN-Xp (one task per GPU).
+    "parameters": 15e6, "memory_mb": 57.26, "inference_ms": 25.0, "iterations": 143_200, "train_hours": 20.0,
+}
+
+_COMMON: dict[str, Any] = {
+    "lr": 3e-4,
+    "weight_decay": 1e-4,
+    "video_references": 2,  # the first frame (given mask) and the previous frame (its estimate)
+    "stereo_directions": ["left-to-right"],  # Fig. 7b tests right-to-left on a model never trained on it
+    "success_iou": 0.85,  # Fig. 5a: interactions needed for IoU > 0.85
+    "efficiency_size": [384, 512],  # App. B: inference time at 512 x 384 (H, W)
+    "efficiency_repeats": 5,
+    "threads": None,  # torch threads in a training cell (None: torch's default, i.e. all cores)
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        **_COMMON,
+        "data": "generated",
+        "model": {"channels": [16, 8, 8, 8], "subspace_dims": [2, 4, 8, 16], "iterations": [1, 1, 1, 1],
+                  "norm": "group", "max_scribble_points": 32},
+        "train_iterations": 2,
+        "batch": {"interactive": 2, "video": 1, "stereo": 1, "flow": 1},
+        "train_crop": [32, 32], "mask_side": 32,
+        "max_rounds": 3, "eval_limit": 2, "real_limit": 1, "video_frames": 3, "real_scale": 0.125,
+        "seeds": [0], "efficiency_size": [64, 64], "efficiency_repeats": 1,
+        "subspace_samples": 1,
+    },
+    "mini": {
+        **_COMMON,
+        "data": "generated",
+        # Measured on 2 CPU cores (forward + backward of one batch, 64 x 64): the paper's schedule
+        # (1, 6, 4, 3) with channels (48, 32, 24, 16) and batches (4, 2, 2, 2) costs about 7 CPU-s per
+        # joint step; (1, 2, 2, 2) with (32, 24, 16, 16) and batches (2, 1, 1, 1) about 1.6 CPU-s.
+        "model": {"channels": [32, 24, 16, 16], "subspace_dims": [2, 4, 8, 16], "iterations": [1, 2, 2, 2],
+                  "norm": "group", "max_scribble_points": 64},
+        "train_iterations": 300,
+        "batch": {"interactive": 2, "video": 1, "stereo": 1, "flow": 1},
+        "train_crop": [64, 64], "mask_side": 64,
+        "max_rounds": 10, "eval_limit": 30, "real_limit": 10, "video_frames": 16, "real_scale": 0.25,
+        "seeds": [0, 1, 2],
+        "subspace_samples": 2,
+    },
+    "full": {
+        **_COMMON,
+        "data": "paper",
+        "model": {"channels": [512, 256, 128, 64], "subspace_dims": [2, 4, 8, 16], "iterations": [1, 6, 4, 3]},
+        "train_iterations": 143_200,
+        "batch": {"interactive": 12, "video": 6, "stereo": 4, "flow": 4},
+        "train_crop": [384, 512], "mask_side": 384,
+        "max_rounds": 20, "eval_limit": None, "real_limit": None, "video_frames": None, "real_scale": 1.0,
+        "seeds": [0, 1, 2],
+        "subspace_samples": 4,
+    },
+}
+
+
+def profiles_with(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The shared profiles, each updated with ``overrides[profile]`` (experiment-only options,
+    never a key of :data:`TRAINING_KEYS`)."""
+    out = {}
+    for profile, settings in PROFILES.items():
+        extra = dict(overrides.get(profile, {}))
+        clash = sorted(set(extra) & set(TRAINING_KEYS))
+        if clash:
+            raise ValueError(f"profiles_with: {clash} are training settings shared by every experiment; "
+                             "change them in reproductions/lsm/settings.py")
+        out[profile] = {**settings, **extra}
+    return out
