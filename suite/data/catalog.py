@@ -167,3 +167,6 @@ _generated("mini-edges", partial(readers.BSDS500, split="test"), readers.BSDS500
            description="boundaries from layer outlines, 5 simulated annotators (BSDS .mat)")
 _generated("mini-denoise", partial(readers.DenoisingSet, sigma=25), readers.DenoisingSet.layout, task="denoising",
            description="clean photograph crops and KAIR noisy versions at sigma 15/25/50")
+_generated("mini-smoothing", readers.EPSBenchmark, readers.EPSBenchmark.layout, task="edge-preserving smoothing",
+           description="stand-in for Zhu et al.'s benchmark: piecewise-smooth shapes + photographic texture, "
+                       "5 smoothings by EPS filters as ground truths with simulated votes")

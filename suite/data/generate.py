@@ -416,6 +416,8 @@ def generate_denoise(folder: Path, profile: str, seed: int, tick: Callable[[], N
     return count
 
 
+from .generate_smoothing import generate_smoothing, sample_count as smoothing_count  # noqa: E402  (mini-smoothing)
+
 GENERATORS: dict[str, tuple[Callable, Callable[[dict], int]]] = {
     "mini-flow": (generate_flow, lambda s: s["flow"]),
     "mini-stereo": (generate_stereo, lambda s: s["stereo"]),
@@ -424,4 +426,5 @@ GENERATORS: dict[str, tuple[Callable, Callable[[dict], int]]] = {
     "mini-video": (generate_video, lambda s: s["video"][0]),
     "mini-edges": (generate_edges, lambda s: s["edges"]),
     "mini-denoise": (generate_denoise, lambda s: s["denoise"]),
+    "mini-smoothing": (generate_smoothing, smoothing_count),
 }
