@@ -16,6 +16,18 @@ Benchmarks (one user interaction: the initial scribbles, no corrections):
 Metrics per image over the non-void pixels, then the mean over images: IoU of the foreground
 (``metrics.segmentation.iou``, the DAVIS convention) and the error rate (% of pixels labelled
 wrongly, the GrabCut paper's measure).
+
+Benchmarks with a simulated user (LSM Fig. 5a/b; the protocol is in ``simulated_user.py``): the
+same images and initial scribbles, then one corrective dot per round in the largest error region
+until IoU > 0.85 (at most 20):
+
+* ``interactive-noc-grabcut-gsc-v1`` and ``interactive-noc-mini-v1``: scribbles added to reach
+  IoU > 0.85 (a failure counts as 20), IoU after one interaction, % of images that failed.
+
+Graph cut with Boykov-Jolly colour models (histograms of the scribbled pixels as unaries,
+contrast-sensitive Potts on the 8-neighbourhood, scribbles as hard constraints, one s-t cut on
+PyMaxflow through ``suite.solvers.graphcut``) is registered once, by the ADM paper's shallow model
+``adm-grid-crf`` (``reproductions/adm/methods.py``), and is not duplicated here.
 """
 from __future__ import annotations
 
