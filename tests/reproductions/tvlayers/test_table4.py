@@ -2,6 +2,8 @@
 training run end to end, and the data helpers."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,10 @@ def test_table4_smoke_end_to_end(tmp_path):
     mini_claims = [c for c in paper.claims if c.spec.get("experiment") == "tvlayers.table4"
                    and c.profiles and "smoke" in c.profiles]
     assert mini_claims and all(verdicts[c.id].verdict != claims.NOT_RUN for c in mini_claims)
+
+
+def test_claims_state_the_paper_gain_as_an_improvement():
+    """The engine signs gains by higher_is_better: the paper's improvements are positive gains."""
+    paper = claims.load_paper(Path(registry.get("tvlayers.table4").func.__code__.co_filename).with_name("paper.yaml"))
+    mine = [c for c in paper.claims if c.id.startswith("dexined-tv-beats-dexined")]
+    assert len(mine) >= 4 and all(c.kind == "improvement" and float(c.spec["paper_gain"]) > 0 for c in mine)

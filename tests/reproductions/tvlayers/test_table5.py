@@ -2,6 +2,8 @@
 mini-smoothing set (layout, determinism), and a smoke training run end to end."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,10 @@ def test_table5_smoke_end_to_end(tmp_path):
     verdicts = {v.claim.id: v.verdict for v in claims.judge_all(paper, df, profile="smoke")}
     for metric in ("wrmse", "wmae"):
         assert verdicts[f"resnettv-improves-resnet-stand-in-{metric}"] != claims.NOT_RUN
+
+
+def test_claims_state_the_paper_gain_as_an_improvement():
+    """The engine signs gains by higher_is_better: the paper's improvements are positive gains."""
+    paper = claims.load_paper(Path(registry.get("tvlayers.table5").func.__code__.co_filename).with_name("paper.yaml"))
+    mine = [c for c in paper.claims if c.id.startswith("resnettv-improves-resnet")]
+    assert len(mine) >= 4 and all(c.kind == "improvement" and float(c.spec["paper_gain"]) > 0 for c in mine)
