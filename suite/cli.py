@@ -34,7 +34,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="energybench", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    verbs.add_parser("list", help="registered experiments and the papers' claims")
+    listing = verbs.add_parser("list", help="registered experiments and the papers' claims")
+    listing.add_argument("--coverage", action="store_true",
+                         help="every table and figure of each paper.yaml with its experiment (or 'no experiment yet') "
+                              "and the profiles it runs at")
+    listing.add_argument("--markdown", action="store_true", help="with --coverage: the README's markdown block")
+    listing.add_argument("--write-readme", nargs="?", const=README, default=None, type=Path, metavar="README",
+                         help="with --coverage: rewrite the block between <!-- coverage:start --> and "
+                              "<!-- coverage:end --> of README.md (default: the checkout's)")
     run = verbs.add_parser("run", help="run experiment cells (finished cells are skipped)")
     _add_run_options(run)
     report = verbs.add_parser("report", help="render reports/index.html from results/")
@@ -63,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def cmd_bench(args) -> int:
@@ -79,9 +87,22 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-def cmd_list(_args) -> int:
+def cmd_list(args) -> int:
+    from suite.report import coverage
     from suite.report.render import _paper_files
 
+    if args.coverage or args.markdown or args.write_readme:
+        rows = coverage.coverage_rows()
+        if args.write_readme:
+            try:
+                changed = coverage.write_readme(args.write_readme, rows)
+            except (OSError, ValueError) as err:
+                print(f"energybench: list --write-readme: {err}", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"{args.write_readme}: coverage block {'rewritten' if changed else 'already up to date'}")
+            return EXIT_OK
+        print(coverage.markdown(rows) if args.markdown else coverage.text(rows), end="")
+        return EXIT_OK
     experiments = registry.all_experiments()
     for exp in experiments.values():
         cells = len(exp.cells(registry.DEFAULT_PROFILE))

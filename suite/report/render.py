@@ -1,13 +1,15 @@
 """Static HTML report: an index of papers and one page per paper, rendered with jinja2.
 
 Each paper page rebuilds every table as: paper value | ours (mean ± std over runs) | delta |
-verdict, lists the claims with their verdicts and the numbers that decided them, shows the
-plots as SVG files, the cells that failed with their tracebacks, and the provenance of every
-cell at the bottom.
+verdict, lists the claims with their verdicts, the numbers that decided them and links to the
+cells behind them, shows the plots as SVG files, the cells that failed with their tracebacks,
+and the provenance of every cell at the bottom. Every table and figure of the paper's
+``paper.yaml`` appears, with "no experiment yet" where none is registered; the index counts
+them all (tables with results / all tables) and every claim verdict, "not judged" and "no
+experiment" included.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from collections import defaultdict
@@ -20,6 +22,7 @@ import pandas as pd
 
 from suite.harness import claims as claims_mod
 from suite.harness import registry, runner, store
+from suite.report import coverage as coverage_mod
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -72,8 +75,10 @@ def cell_verdict(judge: dict, paper_value: float | None, ours: float | None, std
     return claims_mod.WITHIN_NOISE if diff <= tol + 2 * (std or 0.0) else claims_mod.NOT_REPRODUCED
 
 
-def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.DataFrame, profile: str) -> list[Line]:
-    """The rebuilt table in long form: one line per (row, column, metric)."""
+def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.DataFrame, profile: str,
+                *, registered: bool = True) -> list[Line]:
+    """The rebuilt table in long form: one line per (row, column, metric); with no registered
+    experiment, the paper's values with "no experiment yet"."""
     df = df[(df.table == table) & df.step.isna()]
     paper_values = {(v["row"], v["column"], v["metric"]): v for v in (paper_table.values if paper_table else ())}
     keys = list(paper_values)
@@ -97,9 +102,10 @@ def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.Da
         lines.append(Line(
             row=key[0], column=key[1], metric=key[2], unit=unit,
             paper=fmt(paper_value, (pv or {}).get("std")),
-            ours=fmt(ours, std) if ours is not None else ("not run" if notes or group.empty else ""),
+            ours=(fmt(ours, std) if ours is not None else ("not run" if notes or group.empty else ""))
+            if registered else coverage_mod.NO_EXPERIMENT,
             delta=fmt(ours - paper_value) if ours is not None and paper_value is not None else "",
-            verdict=cell_verdict(judge, paper_value, ours, std, profile),
+            verdict=cell_verdict(judge, paper_value, ours, std, profile) if registered else coverage_mod.NO_EXPERIMENT,
             note="; ".join(notes),
         ))
     return lines
@@ -111,7 +117,7 @@ def _provenance(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for cell in cells:
         prov = cell.get("provenance", {})
-        out.append({"experiment": cell["experiment"], "cell": json.dumps(cell["cell"], sort_keys=True),
+        out.append({"experiment": cell["experiment"], "key": cell["key"], "cell": json.dumps(cell["cell"], sort_keys=True),
                     "seed": cell["seed"], "status": cell["status"],
                     **{k: prov.get(k) for k in keep}})
     return out
@@ -182,6 +188,12 @@ def _in_grid_order(frame: pd.DataFrame, exp: registry.Experiment, profile: str) 
     return frame.assign(_grid=order.to_numpy()).sort_values("_grid", kind="stable").drop(columns="_grid")
 
 
+def _has_results(frame: pd.DataFrame, experiment: str | None, table: str) -> bool:
+    if frame.empty or experiment is None:
+        return False
+    return bool(((frame.experiment == experiment) & (frame.table == table) & frame.value.notna()).any())
+
+
 def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
           papers_root: Path | None = None) -> Path:
     """Render ``out/index.html`` and one page per paper from the cells under ``results``."""
@@ -195,33 +207,67 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
     frame = store.frame(cells)
     papers = {p.id: p for p in _paper_files(experiments.values(), papers_root)}
     paper_ids = sorted(set(papers) | {e.paper for e in experiments.values()})
+    grid = coverage_mod.grid_coverage(
+        experiments, cells, profile,
+        ids=[t.experiment for p in papers.values() for t in p.tables if t.experiment]
+        + [e for p in papers.values() for c in p.claims for e in claims_mod.claim_experiments(c, p.tables)])
     summary = []
     for pid in paper_ids:
         paper = papers.get(pid)
         exps = [e for e in experiments.values() if e.paper == pid]
         pframe = frame[frame.paper == pid] if not frame.empty else frame
-        verdicts = claims_mod.judge_all(paper, frame, profile=profile) if paper else []
+        verdicts = claims_mod.judge_all(paper, frame, profile=profile, coverage=grid) if paper else []
+        ptables = list(paper.tables) if paper else []
         sections = []
         for exp in exps:
             eframe = _in_grid_order(frame[frame.experiment == exp.id], exp, profile)
             ecells = [c for c in cells if c["experiment"] == exp.id]
-            tables = list(dict.fromkeys(
-                [t.table for t in (paper.tables if paper else ()) if t.experiment == exp.id]
-                + list(eframe.table.dropna().unique())))
-            ptables = {t.table: t for t in (paper.tables if paper else ()) if t.experiment == exp.id}
+            mine = {t.table: t for t in ptables if t.experiment == exp.id}
+            tables = list(dict.fromkeys(list(mine) + list(eframe.table.dropna().unique())))
+            cov = grid[exp.id]
             sections.append({
-                "exp": exp, "protocol": exp.protocol,
-                "tables": [{"name": t, "caption": ptables[t].caption if t in ptables else "",
-                            "source": ptables[t].source if t in ptables else "",
-                            "lines": table_lines(t, ptables.get(t), eframe, profile)} for t in tables],
+                "id": exp.id, "heading": exp.table, "title": exp.title, "registered": True,
+                "protocol": exp.protocol,
+                "tables": [{"name": t, "caption": mine[t].caption if t in mine else "",
+                            "source": mine[t].source if t in mine else "",
+                            "lines": table_lines(t, mine.get(t), eframe, profile)} for t in tables],
                 "plots": _save_plots(exp, eframe, out / pid),
                 "leaderboard": leaderboard(exp, eframe, ecells),
                 "failures": [c for c in ecells if c["status"] == "failed"],
-                "n_cells": len(exp.cells(profile)), "n_done": sum(c["status"] == "ok" for c in ecells),
+                "n_cells": cov.expected, "n_done": cov.done,
             })
+        # tables and figures of the paper with no registered experiment: shown, never hidden
+        pending: dict[str, list[claims_mod.PaperTable]] = {}
+        for t in ptables:
+            if not (t.experiment and t.experiment in experiments):
+                pending.setdefault(t.experiment or f"(none) {t.table}", []).append(t)
+        for exp_id, group in pending.items():
+            sections.append({
+                "id": group[0].experiment or "", "key": exp_id, "heading": ", ".join(t.table for t in group),
+                "title": coverage_mod.NO_EXPERIMENT, "registered": False, "protocol": "",
+                "tables": [{"name": t.table, "caption": t.caption, "source": t.source,
+                            "lines": table_lines(t.table, t, frame.iloc[0:0], profile, registered=False)}
+                           for t in group],
+                "plots": [], "leaderboard": None, "failures": [], "n_cells": 0, "n_done": 0,
+            })
+        # in the paper's order (its file lists tables and figures as printed); others after
+        first = {}
+        for i, t in enumerate(ptables):
+            first.setdefault(t.experiment if t.experiment in experiments else (t.experiment or f"(none) {t.table}"), i)
+        sections.sort(key=lambda sec: first.get(sec["id"] if sec["registered"] else sec["key"], len(ptables)))
         counts = defaultdict(int)
         for v in verdicts:
             counts[v.verdict] += 1
+        if paper:
+            named = {t.experiment for t in ptables}
+            extra = [e for e in exps if e.id not in named]  # experiments no paper.yaml entry names
+            tables_total = len(ptables) + len(extra)
+            tables_done = (sum(_has_results(frame, t.experiment, t.table) for t in ptables)
+                           + sum(1 for e in extra if not frame.empty
+                                 and ((frame.experiment == e.id) & frame.value.notna()).any()))
+        else:
+            tables_total = len(sections)
+            tables_done = sum(1 for s in sections if s["n_done"])
         page = f"{pid}.html"
         (out / page).write_text(env.get_template("paper.html.j2").render(
             paper=paper, pid=pid, profile=profile, sections=sections, verdicts=verdicts,
@@ -229,27 +275,20 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
         ))
         summary.append({
             "id": pid, "title": paper.title if paper else ("Leaderboards" if pid == "leaderboard" else pid), "page": page,
-            "tables_done": sum(1 for s in sections if s["n_done"]), "tables": len(sections),
-            "claims": len(verdicts), "reproduced": counts[claims_mod.REPRODUCED],
-            "within_noise": counts[claims_mod.WITHIN_NOISE], "not_reproduced": counts[claims_mod.NOT_REPRODUCED],
-            "not_run": counts[claims_mod.NOT_RUN],
+            "tables_done": tables_done, "tables": tables_total,
+            "claims": len(verdicts), "counts": {v: counts[v] for v in claims_mod.VERDICTS},
             "failures": sum(len(s["failures"]) for s in sections), "rows": len(pframe),
         })
     index = out / "index.html"
-    index.write_text(env.get_template("index.html.j2").render(papers=summary, profile=profile, stale=stale))
+    index.write_text(env.get_template("index.html.j2").render(
+        papers=summary, profile=profile, stale=stale, verdict_names=claims_mod.VERDICTS))
     return index
 
 
 def _paper_files(experiments, papers_root: Path | None) -> list[claims_mod.Paper]:
-    """``paper.yaml`` beside each registered experiment's module (or under ``papers_root``)."""
-    if papers_root is not None:
-        return claims_mod.find_papers(Path(papers_root))
-    folders = set()
-    for exp in experiments:
-        spec = importlib.util.find_spec(exp.module)
-        if spec is not None and spec.origin:
-            folders.add(Path(spec.origin).parent)
-    return [claims_mod.load_paper(f / "paper.yaml") for f in sorted(folders) if (f / "paper.yaml").is_file()]
+    """``paper.yaml`` beside each registered experiment's module and in its sibling paper
+    folders (or under ``papers_root``); see ``suite.report.coverage.paper_files``."""
+    return coverage_mod.paper_files(experiments, papers_root)
 
 
 __all__ = ["build"]

@@ -231,7 +231,7 @@ def test_ordering_improvement_value_and_not_run():
     assert judge(_claim("improvement", method={"row": "a"}, baseline={"row": "b"}, paper_gain=1)) == claims.REPRODUCED
     assert judge(_claim("improvement", method={"row": "b"}, baseline={"row": "a"}, paper_gain=1)) == claims.NOT_REPRODUCED
     value = _claim("value", select={"row": "a"}, expected=1.05, tolerance=0.1)
-    assert judge(value) == claims.NOT_RUN  # value claims wait for the full profile
+    assert judge(value) == claims.NOT_JUDGED  # value claims wait for the full profile
     df.profile = "full"
     assert judge(value, "full") == claims.REPRODUCED
     assert judge(_claim("value", select={"row": "a"}, expected=1.5, tolerance=0.1), "full") == claims.NOT_REPRODUCED
