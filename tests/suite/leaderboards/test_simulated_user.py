@@ -181,3 +181,24 @@ def test_noc_leaderboard_end_to_end(tmp_path):
     one = store.frame(tmp_path / "one")
     one = one[one.metric == "IoU"].set_index("row").value
     assert np.allclose(first[one.index], one)
+
+
+def test_grabcut_gsc_real_image(shared_data, tmp_path):
+    """A real GrabCut photograph (153077, 640 x 480) with the GSC robot's initial scribbles and the
+    Boykov-Jolly graph cut (adm-grid-crf). Measured: IoU 0.741 after the initial scribbles, then
+    0.815, 0.850 (not > 0.85) and 0.897: 3 added scribbles."""
+    import reproductions.adm  # noqa: F401
+    from suite.harness.methods import get_method
+    from suite.leaderboards import segmentation
+
+    root = shared_data("interactive_seg")
+    samples = segmentation.grabcut_gsc_samples(root / "GrabCut_scribbles_andrade2015", None, {"grabcut": root})
+    sample = next((s for s in samples if s.name == "153077"), None)
+    if sample is None:
+        pytest.skip("GrabCut image 153077 is not in the sample")
+    method = get_method("interactive-segmentation", "adm-grid-crf").func
+    result = simulate(method, sample.inputs["image"], sample.truth["mask"], sample.inputs["scribbles"])
+    assert result.first_iou == pytest.approx(0.741, abs=0.005)
+    assert result.reached and 1 <= result.scribbles_needed <= 6
+    void = sample.truth["mask"] == 255
+    assert all(not (s.pixels & void).any() and s.pixels.sum() <= 201 for s in result.added)  # disc of radius 8
