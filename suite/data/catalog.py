@@ -170,3 +170,12 @@ _generated("mini-denoise", partial(readers.DenoisingSet, sigma=25), readers.Deno
 _generated("mini-smoothing", readers.EPSBenchmark, readers.EPSBenchmark.layout, task="edge-preserving smoothing",
            description="stand-in for Zhu et al.'s benchmark: piecewise-smooth shapes + photographic texture, "
                        "5 smoothings by EPS filters as ground truths with simulated votes")
+_generated("mini-classification", readers.CIFAR10, readers.CIFAR10.layout + "; " + readers.CIFAR10C.layout,
+           task="classification under corruptions",
+           description="stand-in for CIFAR-10 / CIFAR-10-C: ten shape classes cut from photographs on photographic "
+                       "textures, 32x32, test set corrupted by the 15 CIFAR-10-C corruptions at severities 1-5")
+_generated("mini-wsol", partial(readers.WSOLMetadata, dataset="MINI"),
+           readers.WSOLMetadata.layout.replace("{CUB,ILSVRC}", "MINI") + "; dataset/MINI/<split>/<name>.png",
+           task="weakly supervised localization",
+           description="stand-in for CUB / ImageNet WSOL: one object (class = its photograph) with its box on a "
+                       "textured background, wsolevaluation metadata layout")

@@ -418,6 +418,9 @@ def generate_denoise(folder: Path, profile: str, seed: int, tick: Callable[[], N
 
 from .generate_smoothing import generate_smoothing, sample_count as smoothing_count  # noqa: E402  (mini-smoothing)
 
+from .generate_classification import generate_classification, progress_steps as classification_steps  # noqa: E402,E501  (mini-classification)
+from .generate_wsol import generate_wsol, progress_steps as wsol_steps  # noqa: E402  (mini-wsol)
+
 GENERATORS: dict[str, tuple[Callable, Callable[[dict], int]]] = {
     "mini-flow": (generate_flow, lambda s: s["flow"]),
     "mini-stereo": (generate_stereo, lambda s: s["stereo"]),
@@ -426,5 +429,7 @@ GENERATORS: dict[str, tuple[Callable, Callable[[dict], int]]] = {
     "mini-video": (generate_video, lambda s: s["video"][0]),
     "mini-edges": (generate_edges, lambda s: s["edges"]),
     "mini-denoise": (generate_denoise, lambda s: s["denoise"]),
+    "mini-classification": (generate_classification, classification_steps),
+    "mini-wsol": (generate_wsol, wsol_steps),
     "mini-smoothing": (generate_smoothing, smoothing_count),
 }
