@@ -459,10 +459,12 @@ def _limited(iterator, limit):
         yield item
 
 
-def interactive_samples(ctx, dataset: str, limit: int | None) -> Iterator[EvalSample]:
+def interactive_samples(ctx, dataset: str, limit: int | None, *, scale: float = 1.0) -> Iterator[EvalSample]:
     """Image, initial scribbles (1 / 0 / 255) and truth (1 / 0 / 255 void) per scene: the
     generated validation scenes or the GrabCut images with the GSC initial scribbles, read by the
-    interactive leaderboard's own sample functions (one definition of the benchmark)."""
+    interactive leaderboard's own sample functions (one definition of the benchmark). ``scale``
+    resizes a scene (image by area, scribbles by an any-pixel vote, truth and void by majority),
+    so that a CPU profile can run the simulated user on the 640 x 480 GrabCut photographs."""
     from suite.leaderboards import segmentation
 
     root, extra = _paths(ctx, dataset)
@@ -473,7 +475,16 @@ def interactive_samples(ctx, dataset: str, limit: int | None) -> Iterator[EvalSa
     else:
         raise ValueError(f"dataset: no interactive evaluation set {dataset!r}")
     for sample in _limited(samples, limit):
-        yield EvalSample(sample.name, dict(sample.inputs), dict(sample.truth))
+        image, scribbles, truth = sample.inputs["image"], sample.inputs["scribbles"], sample.truth["mask"]
+        if scale != 1.0:
+            height, width = (max(8, int(round(v * scale))) for v in image.shape[:2])
+            image = resize_image(image, height, width)
+            foreground = resize_indicator(scribbles == 1, height, width, rule="any")
+            background = resize_indicator(scribbles == 0, height, width, rule="any") & ~foreground
+            scribbles = np.where(foreground, 1, np.where(background, 0, VOID)).astype(np.uint8)
+            void = resize_indicator(truth == VOID, height, width, rule="majority")
+            truth = np.where(void, VOID, resize_indicator(truth == 1, height, width, rule="majority")).astype(np.uint8)
+        yield EvalSample(sample.name, {"image": image, "scribbles": scribbles}, {"mask": truth})
 
 
 def video_sequences(ctx, dataset: str, limit: int | None, *, frames: int | None = None,

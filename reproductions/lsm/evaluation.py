@@ -65,7 +65,8 @@ def evaluate_interactive(ctx, dataset: str, predict: Callable) -> dict[str, tupl
 
     settings = ctx.settings
     rows = []
-    samples = lsm_data.interactive_samples(ctx, dataset, lsm_data.real_limit(settings, dataset))
+    samples = lsm_data.interactive_samples(ctx, dataset, lsm_data.real_limit(settings, dataset),
+                                           scale=1.0 if dataset.startswith("mini-") else float(settings["real_scale"]))
     for sample in ctx.progress(samples, desc=f"interactive {dataset}"):
         result = simulate(predict, sample.inputs["image"], sample.truth["mask"], sample.inputs["scribbles"],
                           threshold=float(settings["success_iou"]), max_rounds=int(settings["max_rounds"]))
@@ -172,12 +173,15 @@ def cached_evaluation(ctx, *, task: str, dataset: str, identity: Any, predictor:
     from suite.data import registry
 
     datasets = [dataset, *lsm_data.EXTRA_DATASETS.get(dataset, ())]
+    for d in datasets:
+        try:
+            ctx.data.path(d)  # declares the read (its version enters the cell's provenance)
+        except FileNotFoundError as error:
+            raise lsm_data.DataUnavailable(str(error)) from None
     payload = {"kind": "evaluation", "task": task, "dataset": dataset, "direction": direction,
                "data": {d: registry.version(d) for d in datasets}, "identity": identity,
                "settings": {k: ctx.settings.get(k) for k in EVAL_KEYS}, "profile": ctx.profile,
                "source": keys.source_hash(__name__), "device_class": provenance.device_class(ctx.device)}
-    for d in datasets:
-        ctx.data.path(d)  # declares the read (its version enters the cell's provenance)
     name = f"eval-{task}-{dataset}" + (f"-{SHORT_DIRECTION[direction].replace('->', '')}" if direction else "")
     result, cached = cached_training(namespace="lsm", name=name, payload=payload,
                                      train=lambda _checkpoint: {"metrics": evaluate(ctx, task, dataset, predictor(),

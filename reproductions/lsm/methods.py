@@ -184,6 +184,23 @@ def leaderboard_profile() -> str:
     return "smoke" if meta.get("profile") == "smoke" else "mini"
 
 
+def _ensure_generated(ids: list[str], profile: str) -> None:
+    """Build the generated training sets that are absent (a leaderboard may run where only its own
+    benchmark's data was built); real datasets are never built, their absence stays an error."""
+    from suite.data import manage, registry
+
+    missing = []
+    for dataset in ids:
+        try:
+            registry.locate(dataset)
+        except FileNotFoundError:
+            if registry.get(dataset).kind == "generated":
+                missing.append(dataset)
+    if missing:
+        manage.build(profile="smoke" if profile == "smoke" else "mini", root=registry.data_roots()[0], seed=0,
+                     progress=False, workers=1, record=False, datasets=missing)
+
+
 def joint_model(profile: str | None = None, *, seed: int = 0, device: str = "cpu"):
     """The joint LSM of ``profile`` and ``seed`` (cached per process; trained on demand)."""
     from suite.harness.context import Context, DataAccess
@@ -197,6 +214,7 @@ def joint_model(profile: str | None = None, *, seed: int = 0, device: str = "cpu
         if key not in _MODELS:
             settings = PROFILES[profile]
             ids = [lsm_data.training_dataset(t, settings) for t in JOINT]
+            _ensure_generated(ids, profile)
             ctx = Context(paper="lsm", table="leaderboard", profile=profile, settings=settings, device=device,
                           seed=seed, data=DataAccess(ids))
             _MODELS[key] = trained_lsm(ctx, tasks=JOINT).model
