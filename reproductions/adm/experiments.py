@@ -33,6 +33,16 @@ At the mini profile the networks are two small nets of different capacity (mini-
 40k parameters; mini-ASPP, about 0.12M) trained from scratch on the generated mini-masks scenes
 at 64 x 64, with the public settings transported to that size (``settings.py``). Absolute
 values are not comparable with the paper's; the orderings are what the claims judge.
+
+Seeds: one at every profile (``seeds`` in settings.py), for the run time. Measured on a 2-core
+machine shared with other jobs: the mini phase 1 of one network (pCE, 510 iterations) took 468 s,
+and 14 minutes when run again under heavier load; a mini run trains about ten models of that size
+(two networks x pCE, full supervision and proposals, and Fig. 6's four shortened scribble lengths,
+each with its own phase 1) plus the phase-2 fine-tunes, one to two hours per seed on such a
+machine, so three seeds would not fit the mini budget. A mini claim's noise is therefore the
+in-cell standard error where the record has one (Table 1's losses), and the mIOU / accuracy claims
+state ``min_effect: 0.5`` points (paper.yaml); ``energybench run adm --seeds 0,1,2`` adds seeds,
+and the claims then also judge against their spread.
 """
 from __future__ import annotations
 
