@@ -246,6 +246,35 @@ def test_training_set_is_bsds500_without_cbsd68(shared_data):
     assert min(nearest) > 5.0
 
 
+def test_training_images_read_every_bsds500_split_of_a_tiny_tree(tmp_path):
+    """The full BSDS500 layout (train/val/test): every split is read, CBSD68 ids are left out."""
+    import cv2
+
+    from suite.data.readers import write_bsds_gt
+
+    rng = np.random.default_rng(0)
+    layout = {"train": ["2092", "8049"], "val": ["3096", "101085", "1000"], "test": ["100007"]}  # 3096, 101085: CBSD68
+    for split, names in layout.items():
+        (tmp_path / "data/images" / split).mkdir(parents=True)
+        (tmp_path / "data/groundTruth" / split).mkdir(parents=True)
+        for name in names:
+            cv2.imwrite(str(tmp_path / "data/images" / split / f"{name}.jpg"), rng.integers(0, 256, (12, 16, 3), np.uint8))
+            seg = np.ones((12, 16), np.uint16)
+            write_bsds_gt(tmp_path / "data/groundTruth" / split / f"{name}.mat",
+                          [{"segmentation": seg, "boundaries": np.zeros((12, 16), bool)}])
+    images, names = table6.training_images(tmp_path)
+    assert names == ["2092", "8049", "1000", "100007"]
+    assert all(image.shape == (12, 16, 3) and image.dtype == np.uint8 for image in images)
+    assert table6.training_images(tmp_path, limit=3)[1] == ["2092", "8049", "1000"]
+    only_test = tmp_path / "only-cbsd68"
+    for folder in ("data/images/val", "data/groundTruth/val"):
+        (only_test / folder).mkdir(parents=True)
+    (only_test / "data/images/val/3096.jpg").write_bytes((tmp_path / "data/images/val/3096.jpg").read_bytes())
+    (only_test / "data/groundTruth/val/3096.mat").write_bytes((tmp_path / "data/groundTruth/val/3096.mat").read_bytes())
+    with pytest.raises(ValueError, match="no training image"):
+        table6.training_images(only_test)
+
+
 def test_data_plan_falls_back_to_stand_ins(monkeypatch, tmp_path):
     monkeypatch.setenv("ENERGYBENCH_DATA", str(tmp_path))
     plan = table6.data_plan()
