@@ -205,7 +205,8 @@ def simulate(method: Callable[[np.ndarray, np.ndarray], Any], image: Any, truth:
     """Run the simulated user (module doc) on one image.
 
     Args:
-        method: ``f(image, scribbles) -> (H, W) bool`` (the interactive-segmentation contract).
+        method: ``f(image, scribbles) -> (H, W) bool`` (the interactive-segmentation contract),
+            called positionally once per round with a fresh copy of the scribbles so far.
         image: ``(H, W, 3)`` uint8 RGB.
         truth: ``(H, W)`` bool or 0 / 1, with 255 = void.
         initial_scribbles: ``(H, W)`` uint8, 1 foreground, 0 background, 255 unlabelled.
