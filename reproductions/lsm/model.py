@@ -90,6 +90,7 @@ class LSMConfig:
         head_kernel: kernel of the generator's last conv (paper: 1; official code: 3).
         norm: ``"batch"`` (DRN's BatchNorm) or ``"group"`` (GroupNorm, for tiny batches).
         ridge: relative diagonal shift of the K x K systems (numerical safety in float32).
+        damping: relative Levenberg-Marquardt shift of the diagonal of D (see ``_damp``).
         kernel_bandwidth: width of the feature kernel of the alpha/beta estimates.
         max_scribble_points: scribble points per class and image for the kernel density.
         video_radius: neighbourhood half width (pixels of each level) for video alpha/beta.
@@ -110,6 +111,7 @@ class LSMConfig:
     head_kernel: int = 1
     norm: str = "batch"
     ridge: float = 1e-4
+    damping: float = 1e-6
     kernel_bandwidth: float = 0.5
     max_scribble_points: int = 256
     video_radius: int = 3
@@ -404,8 +406,9 @@ def _pad_to(t: Tensor, height: int, width: int, mode: str) -> Tensor:
 def _rms_normalise(values: Tensor) -> Tensor:
     """Each channel of each item divided by its root mean square over the pixels (keeps sign and
     zero; makes the context independent of the data term's scale, which differs by task)."""
-    scale = values.square().mean((-2, -1), keepdim=True).sqrt()
-    return values / (scale + 1e-12 + 1e-6 * scale.amax(1, keepdim=True))
+    # + tiny inside the root: sqrt's derivative is infinite at 0 (an all-zero channel)
+    scale = (values.square().mean((-2, -1), keepdim=True) + 1e-20).sqrt()
+    return values / (scale + 1e-6 * scale.amax(1, keepdim=True))
 
 
 def _standardise(x: Tensor) -> Tensor:
@@ -553,17 +556,33 @@ class LSM(nn.Module):
         b = x.shape[0]
         problems = x.shape[1]  # 2 for flow: u and v are two 1-D problems (App. A)
         context, hessian, gradient = self._derivatives(task, level, x, feature, extra)
+        hessian = _damp(hessian, config.damping)
         # (P B, ...): the u problem's items, then the v problem's.
         solution = torch.cat(x.unbind(1), 0).unsqueeze(1)
         features = feature.repeat(problems, 1, 1, 1)
         out = generator(features, _standardise(solution), _rms_normalise(context))
         if config.variant == "implicit":
             return torch.cat(out.split(b, 0), 1), None
+        # A level with fewer pixels than K (a 1 x 1 coarsest level of a 32-pixel input) cannot
+        # hold K independent images: the first h w are used.
+        out = out[:, :min(out.shape[1], out.shape[-2] * out.shape[-1])]
         # Flow: V_x from the u problem's items, V_y from the v problem's: (B, 2, K, h, w).
         basis = out if problems == 1 else torch.stack(out.split(b, 0), 1)
         step = subspace_step(x, basis, hessian, gradient, project=config.variant != "no_projection",
                              ridge=config.ridge, flow_system=config.flow_system)
         return step, basis
+
+
+def _damp(hessian: Tensor, damping: float) -> Tensor:
+    """Levenberg-Marquardt damping of the diagonal of D: ``+ damping * mean(diag) + 1e-10`` per
+    item. D vanishes where the data term carries no information (a textureless region, the
+    derivative across a one-pixel-wide level, a saturated tanh), which leaves V'DV singular; the
+    damped step is then 0 there instead of a pseudo-inverse whose gradient is undefined."""
+    if hessian.shape[1] == 1:
+        return hessian + damping * hessian.mean((1, 2, 3), keepdim=True) + 1e-10
+    duu, duv, dvv = hessian.unbind(1)
+    shift = damping * (duu + dvv).mean((1, 2), keepdim=True) / 2 + 1e-10
+    return torch.stack((duu + shift, duv, dvv + shift), 1)
 
 
 # ------------------------------------------------------------------------------- construction
