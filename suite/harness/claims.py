@@ -480,6 +480,11 @@ def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
 
 def _judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
            coverage: Mapping[str, Coverage] | None, tables: tuple[PaperTable, ...]) -> Verdict:
+    experiments = claim_experiments(claim, tables)
+    if coverage is not None:  # first: at no profile can a claim without an experiment be judged
+        absent = [e for e in experiments if e not in coverage or not coverage[e].registered]
+        if absent:
+            return Verdict(claim, NO_EXPERIMENT, f"no experiment yet: {', '.join(absent)} is not registered")
     allowed = allowed_profiles(claim)
     if profile not in allowed:
         if claim.timing and profile == "smoke":
@@ -487,11 +492,6 @@ def _judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
         else:
             why = f"judged at the {'/'.join(allowed)} profile only (this is {profile})"
         return Verdict(claim, NOT_JUDGED, why)
-    experiments = claim_experiments(claim, tables)
-    if coverage is not None:
-        absent = [e for e in experiments if e not in coverage or not coverage[e].registered]
-        if absent:
-            return Verdict(claim, NO_EXPERIMENT, f"no experiment yet: {', '.join(absent)} is not registered")
     spec = claim.spec
     if "experiment" in spec:
         df = df[df.experiment == spec["experiment"]]

@@ -81,6 +81,10 @@ def test_an_unregistered_experiment_is_no_experiment():
     c = claim("ordering", experiment="toy.later", chain=[{"row": "a"}, {"row": "b"}])
     v = judge(c, frame([("a", "c", 1.0, 0)]), coverage={"toy.later": claims.Coverage(registered=False)})
     assert v.verdict == claims.NO_EXPERIMENT and "toy.later" in v.evidence
+    # it outranks "not judged": at no profile could it be judged
+    value = claim("value", experiment="toy.later", select={"row": "a"}, expected=1.0, tolerance=0.1)
+    assert judge(value, frame([]), profile="smoke", coverage={"toy.later": claims.Coverage(False)}).verdict == \
+        claims.NO_EXPERIMENT
     # a claim without ``experiment`` finds it through the paper table its selections name
     table = claims.PaperTable("toy.later", "Table 9", "", "", {}, ())
     c = claim("ordering", chain=[{"table": "Table 9", "row": "a"}, {"table": "Table 9", "row": "b"}])
