@@ -267,26 +267,36 @@ class FeaturePyramid(nn.Module):
         return out
 
 
+def _box_sum(values: Tensor, radius: int, dim: int) -> Tensor:
+    """Sum over ``[i - radius, i + radius]`` (clipped) along ``dim`` (-1 or -2) by a 1-D integral
+    image: ``I[min(i + r + 1, n)] - I[max(i - r, 0)]`` with ``I`` the cumulative sum after a zero,
+    read as two slices of ``I`` edge-padded by r on both sides."""
+    n = values.shape[dim]
+    integral = values.cumsum(dim)
+    zero = torch.zeros_like(values.narrow(dim, 0, 1))
+    integral = torch.cat((zero, integral), dim)  # I[0] = 0, length n + 1
+    pad = (0, 0, radius, radius) if dim == -2 else (radius, radius, 0, 0)
+    padded = F.pad(integral, pad, mode="replicate")
+    return padded.narrow(dim, 2 * radius + 1, n) - padded.narrow(dim, 0, n)
+
+
 def integral_average_pool(values: Tensor, kernel: int) -> Tensor:
-    """Average over the ``kernel x kernel`` window around each pixel (stride 1, same size) by an
-    integral image; windows are clipped at the border and divided by their in-image pixel count.
+    """Average over the ``kernel x kernel`` window around each pixel (stride 1, same size) by
+    integral images (Sec. 3.2; separable: a 1-D integral image per axis); windows are clipped at
+    the border and divided by their in-image pixel count.
 
     Shape: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
     """
     if kernel == 1:
         return values
-    b, c, h, w = values.shape
     radius = kernel // 2
-    integral = F.pad(values.cumsum(-1).cumsum(-2), (1, 0, 1, 0))  # (B, C, H+1, W+1), zero first row/col
-    device = values.device
-    top = (torch.arange(h, device=device) - radius).clamp(0, h)
-    bottom = (torch.arange(h, device=device) + radius + 1).clamp(0, h)
-    left = (torch.arange(w, device=device) - radius).clamp(0, w)
-    right = (torch.arange(w, device=device) + radius + 1).clamp(0, w)
-    rows_b, rows_t = integral[:, :, bottom], integral[:, :, top]
-    total = rows_b[..., right] - rows_b[..., left] - rows_t[..., right] + rows_t[..., left]
-    count = ((bottom - top)[:, None] * (right - left)[None, :]).to(values.dtype)
-    return total / count
+    h, w = values.shape[-2:]
+    total = _box_sum(_box_sum(values, radius, -2), radius, -1)
+    rows = torch.arange(h, device=values.device)
+    cols = torch.arange(w, device=values.device)
+    count_h = (rows + radius + 1).clamp(max=h) - (rows - radius).clamp(min=0)
+    count_w = (cols + radius + 1).clamp(max=w) - (cols - radius).clamp(min=0)
+    return total / (count_h[:, None] * count_w[None, :]).to(values.dtype)
 
 
 class Bottleneck(nn.Module):

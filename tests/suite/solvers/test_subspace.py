@@ -20,6 +20,16 @@ from suite.solvers.subspace import SubspaceMinimization, subspace_coefficients, 
 
 DT = torch.float64
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: these systems are tiny, and on a loaded machine two spinning OpenMP
+    threads made each op many times slower than one (measured on the shared 2-core box)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 # (channels, flow_system, separate bases): the scalar tasks, and flow in both systems with the
 # paper's separate V_x, V_y and with one shared basis.
 CASES = [(1, "cramer", False), (2, "cramer", True), (2, "cramer", False), (2, "joint", True), (2, "joint", False)]
