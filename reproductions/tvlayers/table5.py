@@ -10,7 +10,9 @@ lr 1e-4, 345k iterations, the checkpoint it ships), inputs and targets scaled to
 Metric: WRMSE / WMAE of ``metrics.image`` (the benchmark script's definition: 0-255 scale,
 weighted errors pooled over the test images, one square root), on the outputs rounded to 8 bits
 as the script reads them from PNGs. Row "Input (identity)" scores the unsmoothed input for
-scale. The learned lambda of the final TV2D-Smooth layer is reported in the network's [-1, 1]
+scale; row "ResNetTV (untrained)" the ResNetTV of the same seed before training, whose output is
+about the input smoothed by the final TV layer at its initial lambda (what that layer gives for
+free, before any learning). The learned lambda of the final TV2D-Smooth layer is reported in the network's [-1, 1]
 units and on the 0-255 scale (x 127.5); the paper's 15.1 does not say which.
 
 Data. full: ``eps-zhu`` through its reader (train 0001-0400, test 0401-0500), the release's sizes.
@@ -38,6 +40,7 @@ from .smoothing import SmoothingResNet, smoothing_loss
 TABLE = "Table 5"
 ROWS = {"resnet": "ResNet", "resnet-tv": "ResNetTV"}
 ROW_INPUT = "Input (identity)"
+ROW_UNTRAINED = "ResNetTV (untrained)"
 COLUMN = {"eps-zhu": "all", "mini-smoothing": "mini-smoothing (stand-in)"}
 
 _COMMON = {"lr": 1e-4, "batch_size": 4, "patch": 96, "sharp_lam_init": 0.05, "smooth_lam_init": 0.05,
@@ -203,10 +206,16 @@ def table5(ctx, cell):
             train=lambda checkpoint: train_smoothing(train, s, tv=tv, seed=ctx.seed, checkpoint=checkpoint,
                                                      progress=ctx.progress))
         model = build_model(s, tv=tv)
+        untrained = score(predict_smoothing(model, test), test) if tv else {}
         model.load_state_dict(result["state"])
         scores = score(predict_smoothing(model, test), test)
     for metric, value in scores.items():
         ctx.record(row=row, column=column, metric=metric, value=value, higher_is_better=False, n=len(test))
+    for metric, value in untrained.items():
+        # At initialisation the network is close to the identity and the final TV2D-Smooth layer
+        # already smooths with its initial lambda: how much of ResNetTV's score it owes to that.
+        ctx.record(row=ROW_UNTRAINED, column=column, metric=metric, value=value, higher_is_better=False,
+                   n=len(test), note=f"initial weights (seed {ctx.seed}), lambda at its initial value")
     if not tv:
         identity = score([t["image"] for t in test], test)
         for metric, value in identity.items():

@@ -110,7 +110,7 @@ def test_table5_smoke_end_to_end(tmp_path):
     assert summary.ok
     df = store.frame(tmp_path / "results")
     column = table5.COLUMN["mini-smoothing"]
-    for row in (*table5.ROWS.values(), table5.ROW_INPUT):
+    for row in (*table5.ROWS.values(), table5.ROW_INPUT, table5.ROW_UNTRAINED):
         for metric in ("wrmse", "wmae"):
             values = df[(df.row == row) & (df.metric == metric) & (df.column == column)].value
             assert len(values) == 1 and float(values.iloc[0]) > 0
