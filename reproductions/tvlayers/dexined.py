@@ -125,18 +125,11 @@ class _UpBlock(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    # The release's ``weight_init``: Xavier-normal convs, N(0, 1) for 1-input-channel convs,
-    # N(0, 0.1) for 1-channel transposed convs, zero biases.
-    if isinstance(module, nn.Conv2d):
+    # The release's ``weight_init``: Xavier-normal weights and zero biases for convolutions and
+    # transposed convolutions. Its special cases (``m.weight.data.shape[1] == torch.Size([1])``)
+    # compare an int with a torch.Size, which is never true, so they never apply; not copied.
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.xavier_normal_(module.weight, gain=1.0)
-        if module.weight.shape[1] == 1:
-            nn.init.normal_(module.weight, mean=0.0)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    if isinstance(module, nn.ConvTranspose2d):
-        nn.init.xavier_normal_(module.weight, gain=1.0)
-        if module.weight.shape[1] == 1:
-            nn.init.normal_(module.weight, std=0.1)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
 
