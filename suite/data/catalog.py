@@ -170,7 +170,16 @@ _generated("mini-denoise", partial(readers.DenoisingSet, sigma=25), readers.Deno
 _generated("mini-smoothing", readers.EPSBenchmark, readers.EPSBenchmark.layout, task="edge-preserving smoothing",
            description="stand-in for Zhu et al.'s benchmark: piecewise-smooth shapes + photographic texture, "
                        "5 smoothings by EPS filters as ground truths with simulated votes")
-_generated("mini-classification", readers.CIFAR10, readers.CIFAR10.layout + "; " + readers.CIFAR10C.layout,
+
+
+def _open_mini_classification(root, **options):
+    # CIFAR10 decodes its batches on first use; decode them now so that check() sees the samples.
+    reader = readers.CIFAR10(root, **options)
+    len(reader)
+    return reader
+
+
+_generated("mini-classification", _open_mini_classification, readers.CIFAR10.layout + "; " + readers.CIFAR10C.layout,
            task="classification under corruptions",
            description="stand-in for CIFAR-10 / CIFAR-10-C: ten shape classes cut from photographs on photographic "
                        "textures, 32x32, test set corrupted by the 15 CIFAR-10-C corruptions at severities 1-5")
