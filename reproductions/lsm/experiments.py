@@ -26,8 +26,7 @@ paper's; the claims judged at mini are orderings. The paper's own numbers are mo
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from suite.harness.methods import get_method
 from . import data as lsm_data
 from . import evaluation, plots
 from .methods import predict_flow, predict_interactive, predict_stereo, predict_video
-from .settings import PAPER, TRAINING_KEYS, profiles_with
+from .settings import profiles_with
 from .trained import JOINT, LEAVE_OUT, SINGLE, model_key, trained_lsm
 
 PROTOCOL = __doc__.split("\n\n", 1)[1]
@@ -245,8 +244,8 @@ def _inference_inputs(task: str, height: int, width: int, generator: torch.Gener
     profiles=PROFILES,
     datasets=lambda cell, settings: sorted({lsm_data.training_dataset(t, settings) for t in JOINT}),
     timing=True,
-    protocol=PROTOCOL + "\n\nApp. B: parameters of the joint model; memory = the parameters' bytes in MiB (the "
-                        "paper's 57.26 MB is 15M float32 parameters); inference = median wall time of one forward "
+    protocol=PROTOCOL + "\n\nApp. B: parameters of the joint model; memory = the parameters' and buffers' bytes in MiB "
+                        "(the paper's 57.26 MB is 15M float32 parameters); inference = median wall time of one forward "
                         "pass per task on a random 512 x 384 input after one warm-up, on the cell's device "
                         "(CUDA synchronised); training = the steps and wall time of the joint model's training.",
 )
@@ -257,9 +256,11 @@ def efficiency(ctx, cell):
         for metric in ("parameters", "memory", "training iterations"):
             ctx.not_run(row="LSM (Joint)", column="model", metric=metric, reason=str(error), higher_is_better=False)
         return ctx.records
+    from .model import model_memory_mb, parameter_count
+
     model = trained.model
-    parameters = sum(p.numel() for p in model.parameters())
-    memory = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    parameters = parameter_count(model)
+    memory = model_memory_mb(model)
     row = "LSM (Joint)"
     ctx.record(row=row, column="model", metric="parameters", value=float(parameters), unit="count",
                higher_is_better=False)
@@ -435,4 +436,4 @@ def subspaces(ctx, cell):
 
 
 __all__ = ["interactive", "video", "stereo", "flow", "efficiency", "zero_shot", "ablations", "subspaces",
-           "BASELINES", "ZERO_SHOT_BASELINE", "PAPER", "TRAINING_KEYS", "Path", "Any"]
+           "BASELINES", "ZERO_SHOT_BASELINE", "measure"]
