@@ -39,21 +39,26 @@ Fields every claim may carry:
                registered has the verdict "no experiment".
 
 A selection is a mapping of record fields (``table``, ``row``, ``column``, ``metric``, ``device``,
-``unit``...), plus optionally ``experiment`` and ``step``: ``last`` (the final point of a curve), *new* ``best`` (its
-best point, by the records' ``higher_is_better``) or *new* an iteration count N (the first point
-at or after N).
+``unit``...), plus optionally ``experiment`` and ``step``: ``last`` (the final point of a curve),
+*new* ``best`` (its best point, by the records' ``higher_is_better``) or *new* an iteration count
+N (the first point at or after N).
 *New*: a field may be a list (``column: [length 0.8, length 0.5, length 0.3, length 0]``): the
 selection then names several rows (every combination of the listed values), its value is their
 mean, and the claim is judged only when every one of them was measured ("incomplete: 1 of 4
-lengths" otherwise); ``each: lengths`` names them in that message (default: the field's name).
+lengths" otherwise); ``each: lengths`` names them in that message (default: "columns", after
+the field).
 *New*: ``{published: 52.8, label: "Tome et al. [33] - Huber (paper)"}`` is a published number
 rather than a measurement (for claims against a method the suite does not rerun; give such a
 claim ``profiles: [full]``, where the protocol is the paper's).
 
-Rules (DESIGN.md, "Claims"):
+Rules (DESIGN.md, "Claims"), in the order they are applied:
+  * "no experiment": an experiment of the claim is not registered (at any profile);
+  * "not judged": the profile is not among the claim's (see ``profiles``);
   * completeness: a claim is judged only when every selection is measured and every cell of its
-    experiments' grid (times the profile's seeds) has a result; otherwise "incomplete" with what
-    is missing, or "not run" when nothing was measured;
+    experiments' grid (times the profile's seeds) has a result. Otherwise "incomplete" with what
+    is missing and how many cells have run ("incomplete: 1 of 5 lengths measured (missing ...);
+    3 of 20 cells of adm.fig6 have results"), or "not run" when nothing was measured or when
+    every cell ran and a row will not come (the cells' reasons are quoted);
   * noise: a selection's value is the mean over seeds of the per-seed value (the mean of its
     rows at that seed); its noise is the standard deviation over seeds, or with one seed the
     records' in-cell std (e.g. a standard error over images), else zero. A difference inside the
