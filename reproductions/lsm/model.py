@@ -42,7 +42,12 @@ paper says (official code: c / 16, ``config.group_divisor``); 1x1 head (official
 ``config.head_kernel``); no occlusion weights (official: 2 extra softmax channels weighting the
 data term, not in the paper); the generator's residual blocks are bottlenecks (8m -> 2m -> 8m, as
 the official code); pool sizes per level ``config.pool_sizes`` (the official lists have 3 sizes
-on the two coarsest levels; a size 1 = identity makes 4 there).
+on the two coarsest levels; a size 1 = identity makes 4 there); the minimization context is
+RMS-normalised per channel (official: ``rsqrt(var + 1e-3)``); D gets a relative Levenberg-Marquardt
+damping of ``config.damping`` = 1e-6 (so that a level where the data term is flat, e.g. across a
+one-pixel-wide coarsest level, gives a zero step rather than a singular system); where a level has
+fewer pixels than K, its first h w basis images are used. Parameter count of the full config:
+13.77M (the paper: "about 15M"; the FPN and generator details are not fully specified).
 """
 from __future__ import annotations
 

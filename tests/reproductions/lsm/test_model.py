@@ -232,3 +232,16 @@ def test_bad_config():
     with pytest.raises(ValueError, match="config: expected an LSMConfig"):
         LSM({"channels": (8, 8, 8, 8)})
     assert LSMConfig(channels=[16, 8, 8, 8]).channels == (16, 8, 8, 8)  # lists from settings work
+
+
+def test_flow_system_option_changes_the_solve_only():
+    # "joint" (the coupled 2K x 2K system over V_x x V_y) and "cramer" (the paper) share every
+    # parameter; with the same weights they give different (both finite) flows.
+    torch.manual_seed(0)
+    cramer = build_lsm(LSMConfig(**TINY)).eval()
+    joint = build_lsm(LSMConfig(**TINY, flow_system="joint")).eval()
+    joint.load_state_dict(cramer.state_dict())
+    inputs = make_inputs("flow", b=1)
+    with torch.no_grad():
+        a, b = cramer("flow", inputs).solution, joint("flow", inputs).solution
+    assert torch.isfinite(b).all() and (a - b).abs().max() > 1e-4
