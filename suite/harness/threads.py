@@ -3,6 +3,9 @@
 Experiments run small solves whose cost is dominated by thread-pool overhead (a few variables
 per batch item, or numba kernels beside torch's own threads on a shared 2-core machine); they
 set their pools here rather than each paper keeping its own copy.
+
+The TV prox's CPU kernels (suite/solvers/tv.py) start no pool of their own: they split large
+batches over ``torch.get_num_threads()`` Python threads, so ``torch_threads`` limits them too.
 """
 from __future__ import annotations
 

@@ -17,8 +17,10 @@ floating-point rounding (a few ulps of the values), not up to an iteration toler
 
 Two implementations produce the same numbers (the same structure, then the same closed form):
 
-* a numba kernel of Condat's algorithm (``@njit(parallel=True, cache=True)``), used
-  automatically for CPU tensors when numba is importable;
+* a numba kernel of Condat's algorithm (``@njit(nogil=True, cache=True)``, serial; large
+  batches run in row chunks on a small thread pool sized by ``torch.get_num_threads()``, so
+  no second OpenMP runtime competes with torch's, see `_run_rows`), used automatically for
+  CPU tensors when numba is importable;
 * a pure-torch one, used on CUDA or any non-CPU device, and on CPU without numba: a
   primal-dual active-set (semismooth Newton) iteration on the dual box QP over all signals at
   once, whose result is verified optimal (KKT up to rounding) row by row; see
@@ -43,6 +45,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import numpy as np
@@ -79,11 +84,19 @@ def _force_backend(name: str) -> Iterator[None]:
 
 
 # numba is imported on first use, not at module import, so that importing this module (done by
-# the harness to hash sources and by every experiment) stays cheap. The kernel below is plain
-# Python until `_numba_kernel` compiles it; `_prange` is rebound to numba.prange right before,
-# because numba resolves globals when it compiles.
-_prange = range
+# the harness to hash sources and by every experiment) stays cheap.
+#
+# Threads. The kernels are compiled serial (``nogil=True``, no ``parallel=True``) and the rows of
+# a large batch are split into chunks that a small Python thread pool runs at the same time
+# (see `_run_rows`). numba's own parallel launch would start a second thread pool beside
+# torch's: with its default OpenMP layer that is a second libgomp whose workers spin after each
+# kernel while torch's workers wait for a core (on 2 cores a plain ``x.clone()`` after a TV call
+# went from 0.02 ms to 7.8 ms, issue 13), and its workqueue layer aborts when two Python threads
+# launch kernels at once. Python threads blocked on a queue do not spin, the pool is sized by
+# ``torch.get_num_threads()`` (so ``torch.set_num_threads(1)`` also makes the TV prox serial),
+# and a kernel call releases the GIL, so the chunks really run in parallel.
 _NUMBA_STATE: dict[str, object] = {}
+_prange = range  # the kernels' loops over rows; serial kernels, so plain range
 
 
 def _condat_rows_kernel(x, lam, counts, out):  # pragma: no cover - compiled by numba
@@ -245,9 +258,7 @@ def _numba_compile() -> None:
     except ImportError:
         _NUMBA_STATE["kernel"] = _NUMBA_STATE["backward"] = _NUMBA_STATE["finite"] = None
         return
-    global _prange
-    _prange = numba.prange
-    jit = numba.njit(parallel=True, cache=True, nogil=True)
+    jit = numba.njit(cache=True, nogil=True)
     _NUMBA_STATE["kernel"] = jit(_condat_rows_kernel)
     _NUMBA_STATE["backward"] = jit(_segment_backward_kernel)
     _NUMBA_STATE["finite"] = numba.njit(cache=True, nogil=True)(_all_finite_kernel)
@@ -265,29 +276,60 @@ def _numba_backward_kernel():
     return _NUMBA_STATE["backward"]
 
 
-# Below this many samples one thread does the whole batch: starting the parallel region costs
-# more than it saves, and far more when the cores are busy (OpenMP threads then wait at the
-# barrier for a descheduled peer, milliseconds for a microsecond problem).
-_PARALLEL_MIN_SAMPLES = 1 << 20
+# Below this many samples per thread one thread does the whole batch: handing a chunk to a pool
+# thread costs tens of microseconds (more when the cores are busy), a 32-sample row a fraction
+# of a microsecond.
+_PARALLEL_MIN_SAMPLES = 1 << 15
+_POOL_STATE: dict[str, object] = {"pool": None, "workers": 0}
+_POOL_LOCK = threading.Lock()
 
 
-def _run_numba(kernel, samples: int, *args) -> None:
-    """Call a compiled kernel, on one thread for small problems (see `_PARALLEL_MIN_SAMPLES`)."""
-    if samples >= _PARALLEL_MIN_SAMPLES:
-        kernel(*args)
-        return
-    import numba
+def _reset_pool_after_fork() -> None:
+    # A forked child has none of its parent's threads; it builds its own pool on first use.
+    _POOL_STATE.update(pool=None, workers=0)
 
-    # numba's thread count is per calling thread, so this does not leak to other threads.
-    threads = numba.get_num_threads()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The shared pool of ``workers`` threads (rebuilt when torch's thread count changes)."""
+    with _POOL_LOCK:
+        if _POOL_STATE["workers"] != workers:
+            previous = _POOL_STATE["pool"]
+            _POOL_STATE.update(pool=ThreadPoolExecutor(workers, thread_name_prefix="tv-prox"), workers=workers)
+            if previous is not None:
+                previous.shutdown(wait=False)
+        return _POOL_STATE["pool"]
+
+
+def _run_rows(kernel, samples: int, *args, shared: tuple[int, ...] = ()) -> None:
+    """Call a serial kernel over the rows of its array arguments, split into chunks of rows run
+    at once on ``torch.get_num_threads()`` threads (the caller runs one chunk itself).
+
+    Every argument is sliced along its first dim (the rows) except those at the positions in
+    ``shared`` (e.g. the ``counts`` table). Small problems (under `_PARALLEL_MIN_SAMPLES` per
+    thread) run on the calling thread only.
+    """
+    n_rows = args[0].shape[0]
+    threads = max(1, min(torch.get_num_threads(), samples // max(1, _PARALLEL_MIN_SAMPLES), n_rows))
     if threads == 1:
         kernel(*args)
         return
-    numba.set_num_threads(1)
+    bounds = [n_rows * i // threads for i in range(threads + 1)]
+
+    def chunk(i: int) -> tuple:
+        lo, hi = bounds[i], bounds[i + 1]
+        return tuple(a if j in shared else a[lo:hi] for j, a in enumerate(args))
+
+    pool = _pool(threads - 1)
+    futures = [pool.submit(kernel, *chunk(i)) for i in range(1, threads)]
     try:
-        kernel(*args)
+        kernel(*chunk(0))
     finally:
-        numba.set_num_threads(threads)
+        for future in futures:
+            future.result()
 
 
 def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
@@ -296,7 +338,7 @@ def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
     lam_np = lam.detach().numpy()
     counts = np.arange(1, x.shape[1] + 1, dtype=x_np.dtype)
     out = np.empty_like(x_np)
-    _run_numba(_numba_kernel(), x_np.size, x_np, lam_np, counts, out)
+    _run_rows(_numba_kernel(), x_np.size, x_np, lam_np, counts, out, shared=(2,))
     return torch.from_numpy(out)
 
 
@@ -611,7 +653,7 @@ def _segment_backward_numba(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool
     counts = np.arange(1, n + 1, dtype=g_np.dtype)
     grad_x = np.empty_like(g_np)
     grad_lam = np.empty(n_rows, dtype=g_np.dtype)
-    _run_numba(_numba_backward_kernel(), g_np.size, y_np, g_np, lam_np, counts, grad_x, grad_lam)
+    _run_rows(_numba_backward_kernel(), g_np.size, y_np, g_np, lam_np, counts, grad_x, grad_lam, shared=(3,))
     return torch.from_numpy(grad_x), (torch.from_numpy(grad_lam) if need_lam else None)
 
 
