@@ -168,8 +168,9 @@ _LOCK = threading.Lock()
 
 
 def leaderboard_profile() -> str:
-    """``ENERGYBENCH_LSM_PROFILE``, else the profile the generated ``mini-masks`` was built at
-    (``smoke`` or ``mini``), else ``mini``."""
+    """``ENERGYBENCH_LSM_PROFILE``, else the profile the generated sets present were built at
+    (``meta.json`` of the first of ``mini-masks``, ``mini-video``, ``mini-stereo``, ``mini-flow`` found,
+    then any other generated set): ``smoke`` data gives the smoke model, otherwise ``mini``."""
     chosen = os.environ.get("ENERGYBENCH_LSM_PROFILE")
     if chosen:
         if chosen not in ("smoke", "mini", "full"):
@@ -177,11 +178,15 @@ def leaderboard_profile() -> str:
         return chosen
     from suite.data import registry
 
-    try:
-        meta = json.loads((registry.locate("mini-masks") / "meta.json").read_text())
-    except (FileNotFoundError, ValueError, OSError):
-        return "mini"
-    return "smoke" if meta.get("profile") == "smoke" else "mini"
+    preferred = ["mini-masks", "mini-video", "mini-stereo", "mini-flow"]
+    others = [d for d in registry.DATASETS if registry.DATASETS[d].kind == "generated" and d not in preferred]
+    for dataset in preferred + others:
+        try:
+            meta = json.loads((registry.locate(dataset) / "meta.json").read_text())
+        except (FileNotFoundError, ValueError, OSError):
+            continue
+        return "smoke" if meta.get("profile") == "smoke" else "mini"
+    return "mini"
 
 
 def _ensure_generated(ids: list[str], profile: str) -> None:
