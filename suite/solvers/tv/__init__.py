@@ -1037,3 +1037,9 @@ class TVLayer(nn.Module):
             f"channels={self.channels}, mode={self.mode!r}, direction={self.direction!r}, "
             f"shared={self.shared}, iters={self.iters}, identity={self.lam_raw is None}"
         )
+
+
+# The paper's own solver (projected Newton on the dual); imported last, it uses the helpers above.
+from .newton import tv_prox_1d_newton  # noqa: E402
+
+__all__.append("tv_prox_1d_newton")

@@ -733,3 +733,58 @@ def test_tv_call_does_not_slow_the_next_torch_op():
     median = lambda values: sorted(values)[len(values) // 2] * 1e3  # noqa: E731
     before, after = median(measured["before"]), median(measured["after"])
     assert after <= 5 * before + 1.0, f"x.clone() takes {after:.3f} ms after a TV call, {before:.3f} ms after an idle gap"
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's projected Newton (Sec. 3.2), against proxTV's own PN (`tv1_1d(method='pn')`, the
+# code the official CUDA solver ports) and against the exact Condat operator.
+# ---------------------------------------------------------------------------------------------
+from suite.solvers.tv import tv_prox_1d_newton  # noqa: E402
+from suite.solvers.tv import newton as tv_newton  # noqa: E402
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.4, 3.0])
+def test_projected_newton_agrees_with_proxtv_pn_and_condat(lam):
+    torch.manual_seed(31)
+    walks = torch.randn(40, 64, dtype=torch.float64).cumsum(1)
+    steps = (torch.arange(32) >= 16).double() + 0.1 * torch.randn(40, 32, dtype=torch.float64)
+    for x in (walks, steps):
+        y = tv_prox_1d_newton(x, lam)
+        assert tv_newton.NEWTON_STATS["iterations"] < 100
+        torch.testing.assert_close(y, tv_prox_1d(x, lam), rtol=0, atol=1e-8)
+        if prox_tv is not None:
+            reference = np.stack([prox_tv.tv1_1d(row, lam, method="pn") for row in x.numpy()])
+            np.testing.assert_allclose(y.numpy(), reference, rtol=0, atol=1e-8)
+
+
+def test_projected_newton_float32_broadcast_and_dim():
+    torch.manual_seed(32)
+    x = torch.randn(3, 20, 5, dtype=torch.float64)
+    lam = torch.tensor([[0.1], [0.5], [2.0]], dtype=torch.float64)  # per batch item, along dim 1
+    y = tv_prox_1d_newton(x.float(), lam.float(), dim=1)
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    torch.testing.assert_close(y.double(), tv_prox_1d(x, lam, dim=1), rtol=0, atol=1e-4)
+    assert torch.equal(tv_prox_1d_newton(x, 0.0), x)
+
+
+def test_projected_newton_gradcheck():
+    torch.manual_seed(33)
+    x = torch.randn(4, 12, dtype=torch.float64).cumsum(1).requires_grad_(True)
+    lam = torch.tensor([0.3, 0.7, 1.1, 0.2], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: tv_prox_1d_newton(a, b, tol=1e-12), (x, lam), eps=1e-6, atol=1e-5)
+
+
+def test_projected_newton_checks_its_options_and_warns_at_max_iters():
+    x = torch.randn(4, 50, dtype=torch.float64).cumsum(1)
+    with pytest.raises(ValueError, match="tol"):
+        tv_prox_1d_newton(x, 1.0, tol=0.0)
+    with pytest.raises(ValueError, match="max_iters"):
+        tv_prox_1d_newton(x, 1.0, max_iters=0)
+    with pytest.warns(RuntimeWarning, match="max_iters=1"):
+        tv_prox_1d_newton(x, 1.0, tol=1e-14, max_iters=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_projected_newton_cuda_matches_cpu():
+    x = torch.randn(64, 32, dtype=torch.float64)
+    torch.testing.assert_close(tv_prox_1d_newton(x.cuda(), 0.5).cpu(), tv_prox_1d_newton(x, 0.5), rtol=0, atol=1e-10)
