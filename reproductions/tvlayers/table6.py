@@ -328,8 +328,8 @@ def plot_fig8(frame):
         ax.axis("off")
     stand_in = " (stand-in data)" if plan["train"] != TRAIN_SET or test_id == STAND_IN_TEST else ""
     fig.suptitle(f"DnCNN+TV, sigma {sigma:g}, seed {seed}, {profile} profile{stand_in}: {test_id} "
-                 f"{sample['name']} (central {clean.shape[0]}x{clean.shape[1]}); lam_in "
-                 f"{', '.join(f'{v:.3g}' for v in lambdas['input'])}, lam_out "
+                 f"{sample['name']} (central {clean.shape[0]}x{clean.shape[1]})\nlam_in (R, G, B) "
+                 f"{', '.join(f'{v:.3g}' for v in lambdas['input'])}; lam_out "
                  f"{', '.join(f'{v:.3g}' for v in lambdas['output'])}", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
     return fig

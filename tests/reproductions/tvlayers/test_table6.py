@@ -69,7 +69,7 @@ def test_both_lambdas_get_gradients_in_training():
 
 
 def test_body_is_kairs_dncnn():
-    body = dncnn.dncnn_body(3, depth=17, width=64)
+    body = dncnn.dncnn_body(3, depth=17, width=16)
     convs = [m for m in body if isinstance(m, nn.Conv2d)]
     norms = [m for m in body if isinstance(m, nn.BatchNorm2d)]
     assert len(convs) == 17 and len(norms) == 15  # nb = 17: head and tail without batch norm
