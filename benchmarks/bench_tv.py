@@ -15,7 +15,21 @@ per-row dense-Jacobian backward. The pure-torch path (the CUDA path) is timed on
 with its active-set turn counts.
 Ratios compare like with like on the same device; the numbers are noisy on a shared machine.
 
-    python benchmarks/bench_tv.py [--device cpu|cuda] [--repeats 25] [--warmup 3]
+End-to-end sections (issue 13: speed as users meet it), each printing its goal beside the ratio:
+  * E2E: forward + backward through autograd of the Table 1 batch, with the grad of ``y.sum()``
+    (a stride-0 gradient) and of a dense random gradient; against the fastest proxTV usage
+    (``tvgen`` on the whole batch plus a vectorised backward) and the memory-copy time of the same
+    bytes (a ``clone``). Goals: >= 12x faster than the fastest proxTV; <= 10x the copy time.
+  * TRAIN: one SGD step of a small classification CNN and of a small DnCNN, with and without TV
+    layers (stand-ins of reproductions/tvlayers/table2.py and table6.py). Goal: a TV layer adds
+    <= 50% to the classification step.
+  * INPUTS: throughput (samples/s) of fwd+bwd on noisy steps, random walks, pure noise, N = 1024
+    and 16384, huge lam, and Condat's worst case (alternating signs, whose restarts make the
+    direct algorithm quadratic), beside the copy bandwidth in the same run.
+  * 2D: the 2D prox at equal Dykstra iterations against proxTV tv1_2d (goal >= 2x), and to a
+    tolerance of 1e-3 against proxTV to its own tolerance (goal >= 5x).
+
+    python benchmarks/bench_tv.py [--device cpu|cuda] [--repeats 25] [--warmup 3] [--sections all|e2e,train,inputs,2d,table1]
 """
 from __future__ import annotations
 
@@ -112,12 +126,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=25, help="timed runs (the paper: 25)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sections", default="all", help="comma-separated: table1, e2e, train, inputs, 2d (default all)")
     args = parser.parse_args()
+    sections = {"table1", "e2e", "train", "inputs", "2d"} if args.sections == "all" else set(args.sections.split(","))
+    unknown = sections - {"table1", "e2e", "train", "inputs", "2d"}
+    if unknown:
+        raise ValueError(f"--sections: unknown section(s) {sorted(unknown)}; expected table1, e2e, train, inputs, 2d")
     device = torch.device(args.device)
     generator = torch.Generator().manual_seed(args.seed)
 
     print(f"torch {torch.__version__}, device {device}, torch threads {torch.get_num_threads()}, "
           f"numba {'yes' if tv._numba_kernel() is not None else 'no'}, proxTV {'yes' if prox_tv else 'no'}")
+    if "e2e" in sections:
+        end_to_end(device, args.repeats, generator)
+    if "train" in sections:
+        training_steps(device, max(5, args.repeats // 2))
+    if "inputs" in sections:
+        inputs_throughput(device, max(3, args.repeats // 5))
+    if "2d" in sections:
+        prox_2d_goals(device, max(2, min(args.repeats, 5)), generator)
+    if "table1" not in sections:
+        return
     print(f"{'1D: (256, 32, 32) float32, lam=1':48s} {'forward ms (min)':>27s} {'backward ms (min)':>27s}")
 
     step = (torch.arange(32) >= 16).float()
@@ -193,6 +222,186 @@ def main() -> None:
         print(f"{'proxTV tv1_2d per channel, max_iters=4':48s} {show(proxtv_2d_4)} {'-':>27s}")
         print(f"  ratio proxTV (tolerance) / ours forward       {statistics.mean(proxtv_2d) / statistics.mean(forward_2d):8.1f}x")
         print(f"  ratio proxTV (4 iters) / ours forward         {statistics.mean(proxtv_2d_4) / statistics.mean(forward_2d):8.1f}x")
+
+
+def _median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def _verdict(ratio: float, goal: float, *, at_least: bool = True) -> str:
+    met = ratio >= goal if at_least else ratio <= goal
+    if met:
+        return "goal met"
+    return f"goal missed by {goal / ratio if at_least else ratio / goal:.1f}x"
+
+
+def _fwd_bwd(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, grad: str, device, repeats: int) -> list[float]:
+    """ms of y = function(x); y.sum().backward() (grad="sum") or y.backward(g) with a dense g: whole
+    calls through autograd, the way a training step runs them."""
+    leaf = x.detach().clone().requires_grad_(True)
+    dense = torch.randn_like(leaf)
+
+    def call() -> None:
+        leaf.grad = None
+        y = function(leaf)
+        if grad == "sum":
+            y.sum().backward()
+        else:
+            y.backward(dense)
+
+    return timed(call, device, repeats, 2)
+
+
+def end_to_end(device: torch.device, repeats: int, generator: torch.Generator) -> None:
+    print("E2E: Table 1 batch (256, 32, 32), lam = 1, forward + backward through autograd (median ms)")
+    step = (torch.arange(32) >= 16).float()
+    signals = (step + 0.1 * torch.randn(256, 32, 32, generator=generator)).to(device)
+    copy = _median(timed(lambda: signals.clone(), device, max(repeats, 50), 5))
+    print(f"  memory copy (clone of the same {signals.numel() * 4 / 1e6:.1f} MB, float32) {copy:9.3f} ms")
+    ours = {}
+    for dtype in (torch.float32, torch.float64):
+        for grad in ("sum", "dense"):
+            ours[(dtype, grad)] = _median(_fwd_bwd(lambda v: tv.tv_prox_1d(v, 1.0), signals.to(dtype), grad, device, repeats))
+            print(f"  ours (Condat), {str(dtype)[6:]:7s}, grad of {grad:5s}                 {ours[(dtype, grad)]:9.3f} ms")
+    newton = _median(_fwd_bwd(lambda v: tv.tv_prox_1d_newton(v, 1.0), signals, "dense", device, max(2, repeats // 5)))
+    print(f"  the paper's projected Newton, float32, dense grad    {newton:9.3f} ms")
+    best_ours = ours[(torch.float32, "dense")]
+    copy_ratio = best_ours / copy
+    print(f"  ours / copy time: {copy_ratio:7.1f}x  (goal <= 10x: {_verdict(copy_ratio, 10, at_least=False)})")
+    if prox_tv is None or peers is None or device.type != "cpu":
+        print("  proxTV comparison: not run (needs prox-tv and a CPU device)")
+        return
+    x64 = signals.double()
+    peer_rows = {
+        "proxTV tvgen whole batch + vectorised bwd": lambda v: peers.proxtv_batched(v, 1.0),
+        "proxTV hybrid taut string per row + dense bwd": lambda v: peers.proxtv_rows(v, 1.0, method="hybridtautstring"),
+        "proxTV taut string per row + dense bwd (paper)": lambda v: peers.proxtv_rows(v, 1.0, method="classictautstring"),
+    }
+    peer_times = {}
+    for name, function in peer_rows.items():
+        few = repeats if "tvgen" in name else max(2, repeats // 5)
+        peer_times[name] = _median(_fwd_bwd(function, x64, "dense", device, few))
+        print(f"  {name:52s} {peer_times[name]:9.3f} ms")
+    fastest = min(peer_times, key=peer_times.get)
+    ratio = peer_times[fastest] / best_ours
+    print(f"  fastest peer ({fastest}) / ours: {ratio:7.1f}x  (goal >= 12x: {_verdict(ratio, 12)})")
+
+
+def _small_classifier(tv_layer: bool) -> torch.nn.Module:
+    from torch import nn
+
+    layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, padding=1)]
+    if tv_layer:
+        layers.append(tv.TVLayer(32, mode="smooth", direction="2d", lam_init=0.05, shared=True))
+    layers += [nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
+               nn.Conv2d(64, 64, 3, padding=1, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+class _SmallDnCNN(torch.nn.Module):
+    """DnCNN-like (conv+ReLU, 4 conv-BN-ReLU, conv; residual) with TV2D-Smooth at the input and output (Eq. 14)."""
+
+    def __init__(self, tv_layers: bool) -> None:
+        from torch import nn
+
+        super().__init__()
+        body = [nn.Conv2d(3, 32, 3, padding=1), nn.ReLU()]
+        for _ in range(4):
+            body += [nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU()]
+        body.append(nn.Conv2d(32, 3, 3, padding=1))
+        self.body = nn.Sequential(*body)
+        self.tv_in = tv.TVLayer(3, lam_init=0.05) if tv_layers else nn.Identity()
+        self.tv_out = tv.TVLayer(3, lam_init=0.05) if tv_layers else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tv_out(x - self.body(self.tv_in(x)))
+
+
+def training_steps(device: torch.device, repeats: int) -> None:
+    from torch import nn
+
+    print("TRAIN: one SGD step (median ms), with and without TV layers")
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(32, 3, 32, 32, generator=generator).to(device)
+    labels = torch.randint(0, 10, (32,), generator=generator).to(device)
+    patches = torch.rand(16, 3, 40, 40, generator=generator).to(device)
+    results = {}
+    for name, make, batch, loss in (
+        ("classifier", _small_classifier, images, lambda out: nn.functional.cross_entropy(out, labels)),
+        ("DnCNN", _SmallDnCNN, patches + 0.1 * torch.randn_like(patches), lambda out: nn.functional.l1_loss(out, patches)),
+    ):
+        for with_tv in (False, True):
+            torch.manual_seed(0)
+            model = make(with_tv).to(device)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+            def step() -> None:
+                optimizer.zero_grad(set_to_none=True)
+                loss(model(batch)).backward()
+                optimizer.step()
+
+            results[(name, with_tv)] = _median(timed(step, device, repeats, 3))
+        base, with_layer = results[(name, False)], results[(name, True)]
+        added = with_layer / base - 1
+        goal = f"  (goal <= +50%: {_verdict(added, 0.5, at_least=False)})" if name == "classifier" else ""
+        print(f"  {name:10s} without TV {base:8.2f} ms, with TV {with_layer:8.2f} ms: +{100 * added:5.0f}%{goal}")
+
+
+def _worst_case(n: int, rows: int) -> torch.Tensor:
+    # Alternating +-1 with a slowly growing amplitude: every sample opens a new candidate segment
+    # that is closed only near the end, so Condat's direct algorithm restarts O(N) times.
+    amplitude = torch.linspace(1.0, 2.0, n)
+    sign = torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0)
+    return (sign * amplitude).expand(rows, n).contiguous()
+
+
+def inputs_throughput(device: torch.device, repeats: int) -> None:
+    print("INPUTS: fwd+bwd (dense grad) throughput in M samples/s, float32, ~1M samples each, beside the copy bandwidth")
+    generator = torch.Generator().manual_seed(1)
+    total = 1 << 20
+    cases = []
+    for n in (32, 1024, 16384):
+        rows = total // n
+        step = (torch.arange(n) >= n // 2).float()
+        cases.append((f"noisy steps N={n}, lam=1", step + 0.1 * torch.randn(rows, n, generator=generator), 1.0))
+    cases.append(("random walks N=1024, lam=1", torch.randn(1024, 1024, generator=generator).cumsum(1), 1.0))
+    cases.append(("pure noise N=1024, lam=0.5", torch.randn(1024, 1024, generator=generator), 0.5))
+    cases.append(("random walks N=1024, huge lam=1e6", torch.randn(1024, 1024, generator=generator).cumsum(1), 1e6))
+    cases.append(("Condat's worst case N=1024, lam=1", _worst_case(1024, 1024), 1.0))
+    for name, x, lam in cases:
+        x = x.to(device)
+        copy = _median(timed(lambda: x.clone(), device, 20, 3))
+        ours = _median(_fwd_bwd(lambda v: tv.tv_prox_1d(v, lam), x, "dense", device, repeats))
+        rate = x.numel() / ours / 1e3
+        print(f"  {name:38s} {rate:9.1f} M/s  ({ours:8.2f} ms; copy {copy:6.3f} ms = {x.numel() / copy / 1e3:8.1f} M/s; "
+              f"{ours / copy:6.1f}x the copy)")
+
+
+def prox_2d_goals(device: torch.device, repeats: int, generator: torch.Generator) -> None:
+    print("2D: (3, 512, 512) float32, lam = 0.1 (median ms, forward)")
+    blocks = (torch.rand(3, 8, 8, generator=generator) > 0.5).float()
+    image = blocks.repeat_interleave(64, 1).repeat_interleave(64, 2) + 0.1 * torch.randn(3, 512, 512, generator=generator)
+    x = image.to(device)
+    ours4 = _median(timed(lambda: tv.tv_prox_2d(x, 0.1, iters=4), device, repeats, 1))
+    print(f"  ours, 4 Dykstra iterations                 {ours4:9.1f} ms")
+    if prox_tv is None or device.type != "cpu":
+        print("  proxTV comparison: not run (needs prox-tv and a CPU device)")
+        return
+    channels = [c.double().numpy() for c in image]
+    theirs4 = _median(timed(lambda: [prox_tv.tv1_2d(c, 0.1, max_iters=4) for c in channels], device, repeats, 1))
+    ratio = theirs4 / ours4
+    print(f"  proxTV tv1_2d, max_iters=4                 {theirs4:9.1f} ms: ratio {ratio:5.1f}x (goal >= 2x: {_verdict(ratio, 2)})")
+    theirs_tol = _median(timed(lambda: [prox_tv.tv1_2d(c, 0.1) for c in channels], device, repeats, 1))
+    reference = torch.from_numpy(np.stack([prox_tv.tv1_2d(c, 0.1, max_iters=1000) for c in channels]))
+    for iters in (1, 2, 4, 8, 16, 32, 64):
+        error = (tv.tv_prox_2d(x.double(), 0.1, iters=iters).cpu() - reference).abs().max().item()
+        if error <= 1e-3:
+            break
+    ours_tol = _median(timed(lambda: tv.tv_prox_2d(x, 0.1, iters=iters), device, repeats, 1))
+    ratio = theirs_tol / ours_tol
+    print(f"  proxTV tv1_2d to its own tolerance         {theirs_tol:9.1f} ms")
+    print(f"  ours to 1e-3 of the converged prox ({iters} iters, max err {error:.1e}) {ours_tol:9.1f} ms: ratio {ratio:5.1f}x "
+          f"(goal >= 5x: {_verdict(ratio, 5)})")
 
 
 if __name__ == "__main__":
