@@ -13,6 +13,31 @@ from suite.harness import registry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+DESCRIPTION = """\
+Reproduce four CV papers on energy minimization inside deep networks (LSM CVPR 2020,
+ADM CVPR 2019, TV layers CVPR 2022, Wibergian NeurIPS 2019): run their experiments as
+cached cells, judge each paper's claims against the published numbers, and render an HTML
+report. Profiles: smoke (seconds, checks), mini (CPU, minutes, the default), full (the
+papers' datasets and sizes, GPU). A finished cell is kept under results/cells/ and is not
+run again unless its code, data, profile, seed or device class change (or --force)."""
+
+EPILOG = """\
+examples:
+  energybench reproduce                        run everything at mini, then reports/index.html
+  energybench reproduce tvlayers --profile smoke
+  energybench run tvlayers.table1 --seeds 0,1,2 -j 2
+  energybench run adm > run.log 2>&1          a log: one plain line per finished cell, no bars
+                                               (whenever stdout is not a terminal)
+  energybench report --profile mini            render reports/ from results/
+  energybench list                             experiments and the papers' claims
+  energybench data status                      datasets present or absent
+  energybench <verb> --help                    the options of one verb
+
+exit codes:
+  0  success (cells that could not run, e.g. a dataset is absent, show as "not run")
+  1  a cell failed (the other cells still ran and were saved; the report shows the traceback)
+  2  bad usage: unknown verb, experiment, paper, profile or device"""
+
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -28,11 +53,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     parser.add_argument("--seeds", type=lambda s: tuple(int(v) for v in s.split(",")), default=None,
                         help="comma-separated seeds (default: the profile's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress output. Without it: a bar with an ETA (from each cell's last recorded "
+                             "time) when stderr is a terminal, one plain line per finished cell otherwise "
+                             "(logs, CI)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="energybench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="energybench", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="registered experiments and the papers' claims")
     listing.add_argument("--coverage", action="store_true",
@@ -104,9 +133,14 @@ def cmd_list(args) -> int:
         print(coverage.markdown(rows) if args.markdown else coverage.text(rows), end="")
         return EXIT_OK
     experiments = registry.all_experiments()
+    # the id column as wide as the longest id (leaderboard ids run past 24 characters); a long
+    # table name (a leaderboard's, which its title repeats) is cut so the columns stay aligned
+    wid = max((len(e.id) for e in experiments.values()), default=0)
+    wtab = min(18, max((len(e.table) for e in experiments.values()), default=0))
     for exp in experiments.values():
         cells = len(exp.cells(registry.DEFAULT_PROFILE))
-        print(f"{exp.id:24s} {exp.table:10s} {cells:3d} cells  {exp.title}")
+        table = exp.table if len(exp.table) <= wtab else exp.table[: wtab - 3] + "..."
+        print(f"{exp.id:{wid}s}  {table:{wtab}s}  {cells:3d} cells  {exp.title}")
     for paper in _paper_files(experiments.values(), None):
         print(f"\n{paper.id}: {len(paper.claims)} claims")
         for claim in paper.claims:
@@ -142,8 +176,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from suite.harness import progress
+
     code = _run(args)
-    cmd_report(args)
+    say = (lambda text: None) if args.no_progress else (lambda text: print(text, flush=True))
+    with progress.Phase(say, f"report: judging the claims and rendering {args.out}/"):
+        cmd_report(args)
+    with progress.Phase(say, "summary: judging the claims per paper"):
+        text = progress.summary_text(progress.paper_summaries(args.results, profile=args.profile),
+                                     report=args.out / "index.html")
+    print(text)
     return code
 
 

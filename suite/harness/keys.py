@@ -40,6 +40,18 @@ def _tracked(name: str) -> bool:
 
 def _imports(path: Path, module: str) -> set[str]:
     """Modules imported by a source file (absolute and relative), including parent packages."""
+    stat = path.stat()
+    return set(_imports_of(str(path), module, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(path: str, module: str, mtime_ns: int, size: int) -> frozenset[str]:
+    # Parsing and walking a file's AST is most of a source hash, and the experiments of one run
+    # import the same files: each file is parsed once per process and version (mtime, size).
+    return frozenset(_parse_imports(Path(path), module))
+
+
+def _parse_imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()

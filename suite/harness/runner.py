@@ -14,7 +14,7 @@ from typing import Any
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from . import keys, provenance, registry, store
+from . import keys, progress, provenance, registry, store
 from .context import Context, DataAccess
 from .records import Record
 
@@ -69,12 +69,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _data_versions(dataset_ids: list[str]) -> dict[str, str]:
+def _data_versions(dataset_ids: list[str], memo: dict[str, str] | None = None) -> dict[str, str]:
+    """Each dataset's version (its manifest hash). ``memo``: versions already computed in this
+    pass; a version walks and stats every file of the dataset, and one pass over hundreds of
+    cells asks for the same few datasets again and again."""
     if not dataset_ids:
         return {}
     from suite.data import registry as data_registry
 
-    return {d: data_registry.version(d) for d in dataset_ids}
+    memo = {} if memo is None else memo
+    for d in dataset_ids:
+        if d not in memo:
+            memo[d] = data_registry.version(d)
+    return {d: memo[d] for d in dataset_ids}
 
 
 def ensure_generated(experiments: list[registry.Experiment], options: Options) -> list[str]:
@@ -100,8 +107,11 @@ def ensure_generated(experiments: list[registry.Experiment], options: Options) -
         except FileNotFoundError:
             missing.append(dataset_id)
     if missing:
+        if options.progress:
+            print(f"data: building the generated datasets {', '.join(missing)} (absent)", flush=True)
         manage.build(profile="smoke" if options.profile == "smoke" else "mini", root=data_registry.data_roots()[0],
-                     datasets=missing, record=False, progress=options.progress)
+                     datasets=missing, record=False,
+                     progress=progress.choose_mode(options.progress) == "bar")
     return missing
 
 
@@ -109,12 +119,12 @@ def plan(experiments: list[registry.Experiment], options: Options, *, device_cla
     """The cells to run, each with its key. ``device_class``: where they will run when that is
     not this machine (a Ray cluster's workers); default: this machine's resolved device."""
     dclass = device_class or provenance.device_class(resolve_device(options.device))
-    tasks = []
+    tasks, memo = [], {}
     for exp in experiments:
         seeds = options.seeds or tuple(exp.settings(options.profile).get("seeds", (0,)))
         source = keys.source_hash(exp.module)
         for cell in exp.cells(options.profile):
-            versions = _data_versions(exp.dataset_ids(cell, options.profile))
+            versions = _data_versions(exp.dataset_ids(cell, options.profile), memo)
             for seed in seeds:
                 key = keys.cell_key(experiment=exp.id, cell=cell, profile=options.profile, seed=seed,
                                     source=source, data_versions=versions, device_class=dclass)
@@ -233,10 +243,21 @@ def _tally(summary: Summary, task: Task, status: str) -> None:
         summary.ran += 1
 
 
+def _label(task: Task) -> str:
+    return f"{task.experiment} {keys.canonical(task.cell)} seed={task.seed}"
+
+
 def run(experiments: list[registry.Experiment], options: Options) -> Summary:
-    """Run every cell of ``experiments``; finished cells are skipped unless ``options.force``."""
+    """Run every cell of ``experiments``; finished cells are skipped unless ``options.force``.
+
+    Progress (see :mod:`suite.harness.progress`): a bar with an ETA from the cells' expected
+    costs on a terminal, one plain line per finished cell otherwise, nothing without
+    ``options.progress``; what runs after the last cell (the metrics files) is announced too.
+    """
     if options.executor not in ("local", "ray"):
         raise ValueError(f"--executor must be local or ray, got {options.executor!r}")
+    mode = progress.choose_mode(options.progress)
+    say = (lambda text: None) if mode == "off" else (lambda text: print(text, flush=True))
     ensure_generated(experiments, options)
     cluster = None
     if options.executor == "ray":
@@ -245,46 +266,59 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
         cluster = executors.RayCluster.connect(options)
     tasks = plan(experiments, options, device_class=cluster.device_class if cluster else None)
     summary = Summary()
-    todo = [t for t in tasks if options.force or not is_done(store.cell_path(options.results, t.key))]
+    # one read of the results folder: which cells are done, and what each cell cost last time
+    recorded = store.load_cells(options.results)
+    done_keys = {c["key"] for c in recorded if c.get("status") == STATUS_OK}
+    todo = [t for t in tasks if options.force or t.key not in done_keys]
     summary.cached += len(tasks) - len(todo)
-    bar = tqdm(total=len(tasks), initial=summary.cached, desc="cells", disable=not options.progress, unit="cell")
+    costs = progress.CostModel.from_cells(recorded, profile=options.profile)
+    workers = 1 if cluster is None and options.jobs <= 1 else max(1, options.jobs)
+    eta = progress.Eta({t.key: costs.expected(t.experiment, t.cell, options.profile, t.seed) for t in todo},
+                       workers=workers)
+    if todo and mode != "off":
+        say(f"cells: {len(tasks)} planned, {summary.cached} already done, {len(todo)} to run "
+            f"(expected {progress.format_seconds(eta.remaining())})")
+    bar = progress.CellProgress(len(tasks), done=summary.cached, eta=eta, mode=mode)
 
-    def finished(task: Task, status: str) -> None:
+    def finished(task: Task, status: str, wall: float | None = None) -> None:
         _tally(summary, task, status)
-        bar.set_postfix_str(task.experiment)
-        bar.update()
+        bar.finished(task.key, _label(task), status, wall)
 
     # timing cells run alone on their device: after the others, one at a time
     parallel = [t for t in todo if not t.timing] if (options.jobs > 1 or cluster) else []
     sequential = [t for t in todo if t not in parallel]
-    if cluster is not None:
-        def stored(task: Task, payload: dict | None) -> None:
-            finished(task, store_result(task, options, payload) if payload is not None else STATUS_FAILED)
+    try:
+        if cluster is not None:
+            def stored(task: Task, payload: dict | None) -> None:
+                wall = (payload or {}).get("provenance", {}).get("wall_s")
+                finished(task, store_result(task, options, payload) if payload is not None else STATUS_FAILED, wall)
 
-        try:
-            cluster.run(parallel, options, on_result=stored)
-            cluster.run(sequential, options, on_result=stored, one_at_a_time=True)
-        finally:
-            cluster.close()
-        sequential = []
-    elif parallel:
-        threads = max(1, (os.cpu_count() or 1) // options.jobs)
-        # spawn: a forked child would inherit torch's thread pools and any CUDA context.
-        with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(execute, t, options, threads=threads): t for t in parallel}
-            for future in as_completed(futures):
-                try:
-                    status = future.result()
-                except Exception:  # the worker died (e.g. out of memory): the cell is not written
-                    status = STATUS_FAILED
-                finished(futures[future], status)
-    for task in sequential:
-        bar.set_postfix_str(f"{task.experiment} {task.cell}")
-        _tally(summary, task, execute(task, options, show_progress=options.progress))
-        bar.update()
-    bar.close()
-    for exp in experiments:
-        write_table_metrics(exp, options)
+            try:
+                cluster.run(parallel, options, on_result=stored)
+                cluster.run(sequential, options, on_result=stored, one_at_a_time=True)
+            finally:
+                cluster.close()
+            sequential = []
+        elif parallel:
+            threads = max(1, (os.cpu_count() or 1) // options.jobs)
+            # spawn: a forked child would inherit torch's thread pools and any CUDA context.
+            with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(execute, t, options, threads=threads): t for t in parallel}
+                for future in as_completed(futures):
+                    try:
+                        status = future.result()
+                    except Exception:  # the worker died (e.g. out of memory): the cell is not written
+                        status = STATUS_FAILED
+                    finished(futures[future], status)
+        for task in sequential:
+            bar.started(task.key, _label(task))
+            start = time.perf_counter()
+            status = execute(task, options, show_progress=mode == "bar")
+            finished(task, status, time.perf_counter() - start)
+    finally:
+        bar.close()
+    with progress.Phase(say, f"metrics: {len(experiments)} files under {Path(options.results) / 'metrics'}"):
+        write_all_metrics(experiments, options)
     return summary
 
 
@@ -301,7 +335,7 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
     from suite.data.registry import ABSENT
 
     experiments = registry.all_experiments()
-    keep, grids, sources, stale = [], {}, {}, 0
+    keep, grids, sources, stale, memo = [], {}, {}, 0, {}
     for cell in cells:
         exp = experiments.get(cell.get("experiment"))
         if exp is None:
@@ -318,7 +352,7 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
         # recorded; one present here must be the version the cell read
         recorded = cell.get("provenance", {}).get("data_versions", {})
         versions = {d: recorded.get(d, v) if v == ABSENT else v
-                    for d, v in _data_versions(exp.dataset_ids(cell["cell"], profile)).items()}
+                    for d, v in _data_versions(exp.dataset_ids(cell["cell"], profile), memo).items()}
         key = keys.cell_key(experiment=exp.id, cell=cell["cell"], profile=profile, seed=cell["seed"],
                             source=sources[exp.id], data_versions=versions, device_class=cell["device_class"])
         if key == cell["key"]:
@@ -328,9 +362,16 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
     return keep, stale
 
 
-def write_table_metrics(exp: registry.Experiment, options: Options) -> Path:
-    """A small per-table summary for ``dvc metrics show``: mean of each row/column/metric."""
-    df = store.frame(current_cells(store.load_cells(options.results))[0])
+def write_table_metrics(exp: registry.Experiment, options: Options, *,
+                        cells: list[dict[str, Any]] | None = None) -> Path:
+    """A small per-table summary for ``dvc metrics show``: mean of each row/column/metric.
+
+    ``cells``: today's cells (:func:`current_cells`) when the caller has them already (reading
+    and re-keying the whole results folder once per experiment was most of a cached rerun).
+    """
+    if cells is None:
+        cells = current_cells(store.load_cells(options.results))[0]
+    df = store.frame([c for c in cells if c.get("experiment") == exp.id])
     df = df[(df.experiment == exp.id) & (df.profile == options.profile) & df.value.notna() & df.step.isna()]
     summary: dict[str, Any] = {}
     for (row, column, metric), group in df.groupby(["row", "column", "metric"], sort=True):
@@ -338,3 +379,11 @@ def write_table_metrics(exp: registry.Experiment, options: Options) -> Path:
     path = Path(options.results) / "metrics" / f"{exp.id}.json"
     store.write_json_atomic(path, {"profile": options.profile, "values": summary})
     return path
+
+
+def write_all_metrics(experiments: list[registry.Experiment], options: Options) -> list[Path]:
+    """:func:`write_table_metrics` for each experiment, reading the results folder once."""
+    wanted = {e.id for e in experiments}
+    cells = current_cells([c for c in store.load_cells(options.results)
+                           if c.get("experiment") in wanted and c.get("profile") == options.profile])[0]
+    return [write_table_metrics(exp, options, cells=cells) for exp in experiments]

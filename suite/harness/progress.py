@@ -1,0 +1,281 @@
+"""What a run shows while it works: the cells bar (or plain lines), the ETA, the closing summary.
+
+The ETA is the sum of each remaining cell's *expected* cost, not the mean time of the cells
+done so far: cells of one run differ by orders of magnitude (a smoke check beside a training
+run), so a running mean swings and overshoots. A cell's expected cost is the wall time last
+recorded for the same cell (experiment, parameters, profile, seed) in the results folder, even
+under an older key; else the median recorded for the same experiment at that profile; else
+:data:`DEFAULT_COST_S` for the profile.
+
+On a terminal the cells show as a tqdm bar on stderr; when stderr is not a terminal (a log
+file, CI) each finished cell is one plain line on stdout instead, so a log holds no cursor
+movements; ``--no-progress`` turns both off.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, TextIO
+
+from . import store
+
+# Seconds a cell is assumed to take when nothing of its experiment was ever recorded here.
+DEFAULT_COST_S = {"smoke": 5.0, "mini": 60.0, "full": 1800.0}
+
+
+def _cell_id(experiment: str, cell: Mapping[str, Any], profile: str, seed: int) -> str:
+    return json.dumps([experiment, dict(cell), profile, seed], sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Expected wall time of cells, from what a results folder recorded (see the module docstring)."""
+
+    by_cell: Mapping[str, float]
+    by_experiment: Mapping[tuple[str, str], float]
+    default: float
+
+    @classmethod
+    def from_cells(cls, cells: Iterable[Mapping[str, Any]], *, profile: str) -> "CostModel":
+        """Build from cell payloads (``store.load_cells``); the latest ``finished_at`` wins per cell."""
+        latest: dict[str, tuple[str, float]] = {}
+        experiment_of: dict[str, tuple[str, str]] = {}
+        for cell in cells:
+            prov = cell.get("provenance") or {}
+            wall = prov.get("wall_s")
+            if not isinstance(wall, (int, float)) or wall < 0 or cell.get("status") == "failed":
+                continue  # a failed cell's time says little about a successful run
+            ident = _cell_id(cell.get("experiment", ""), cell.get("cell", {}), cell.get("profile", ""),
+                             cell.get("seed", 0))
+            when = str(prov.get("finished_at") or "")
+            if ident not in latest or when >= latest[ident][0]:
+                latest[ident] = (when, float(wall))
+            experiment_of[ident] = (cell.get("experiment", ""), cell.get("profile", ""))
+        walls: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for ident, (_, wall) in latest.items():  # each cell's latest time, not the ones it superseded
+            walls[experiment_of[ident]].append(wall)
+        return cls(by_cell={k: w for k, (_, w) in latest.items()},
+                   by_experiment={k: statistics.median(v) for k, v in walls.items()},
+                   default=DEFAULT_COST_S.get(profile, DEFAULT_COST_S["mini"]))
+
+    @classmethod
+    def from_results(cls, results: Path, *, profile: str) -> "CostModel":
+        return cls.from_cells(store.load_cells(results), profile=profile)
+
+    def expected(self, experiment: str, cell: Mapping[str, Any], profile: str, seed: int) -> float:
+        """Seconds: this cell's last recorded time, else its experiment's median, else the default."""
+        hit = self.by_cell.get(_cell_id(experiment, cell, profile, seed))
+        if hit is not None:
+            return hit
+        return self.by_experiment.get((experiment, profile), self.default)
+
+
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Eta:
+    """Remaining time = expected cost of the cells not finished, over the workers running them.
+
+    The cell in progress counts for what is left of its expected cost (never below zero), so
+    the estimate falls while a long cell runs instead of standing still.
+    """
+
+    def __init__(self, expected: Mapping[Any, float], *, workers: int = 1, clock=time.monotonic):
+        self._left = dict(expected)
+        self._workers = max(1, workers)
+        self._clock = clock
+        self._started: dict[Any, float] = {}
+
+    def start(self, task: Any) -> None:
+        self._started[task] = self._clock()
+
+    def finish(self, task: Any) -> None:
+        self._left.pop(task, None)
+        self._started.pop(task, None)
+
+    def remaining(self) -> float:
+        now = self._clock()
+        total = 0.0
+        for task, cost in self._left.items():
+            began = self._started.get(task)
+            total += max(0.0, cost - (now - began)) if began is not None else cost
+        return total / self._workers
+
+
+class CellProgress:
+    """The run's progress display: a tqdm bar on a terminal, plain lines otherwise, or nothing.
+
+    Args:
+        total: cells in the run (cached ones included).
+        done: cells already finished (cached).
+        eta: the estimator, or None for no ETA.
+        mode: ``"bar"``, ``"lines"`` or ``"off"``; :func:`choose_mode` picks it.
+    """
+
+    def __init__(self, total: int, *, done: int = 0, eta: Eta | None = None, mode: str = "bar",
+                 stream: TextIO | None = None):
+        if mode not in ("bar", "lines", "off"):
+            raise ValueError(f"progress mode must be bar, lines or off, got {mode!r}")
+        self.total, self.done, self.eta, self.mode = total, done, eta, mode
+        self.stream = stream
+        self._bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            # the ETA is ours (expected costs), not tqdm's rate-based one
+            self._bar = tqdm(total=total, initial=done, desc="cells", unit="cell", file=stream,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                        "[{elapsed}{postfix}]")
+            self._postfix("")
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def _eta_text(self) -> str:
+        return f"eta {format_seconds(self.eta.remaining())}" if self.eta is not None else ""
+
+    def _postfix(self, label: str) -> None:
+        if self._bar is not None:
+            parts = [p for p in (self._eta_text(), label) if p]
+            self._bar.set_postfix_str(", ".join(parts), refresh=True)
+            if parts:  # tqdm puts ", " before a postfix; show it after the elapsed time
+                self._bar.postfix = "; " + ", ".join(parts)
+                self._bar.refresh()
+
+    def started(self, task: Any, label: str) -> None:
+        if self.eta is not None:
+            self.eta.start(task)
+        self._postfix(label)
+
+    def finished(self, task: Any, label: str, status: str, wall_s: float | None = None) -> None:
+        if self.eta is not None:
+            self.eta.finish(task)
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update()
+            self._postfix(label)
+        elif self.mode == "lines":
+            width = len(str(self.total))
+            took = f" {wall_s:.1f}s" if wall_s is not None else ""
+            eta = f" ({self._eta_text()})" if self.eta is not None and self.done < self.total else ""
+            print(f"[{self.done:{width}d}/{self.total}] {status:8s} {label}{took}{eta}", file=self._out(),
+                  flush=True)
+
+    def note(self, text: str) -> None:
+        """A status line (what the run does between and after cells), in any mode but off."""
+        if self.mode == "off":
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream or sys.stderr)
+        else:
+            print(text, file=self._out(), flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def choose_mode(progress: bool, streams: Sequence[TextIO | None] | None = None) -> str:
+    """``off`` when progress is not wanted; ``bar`` when stdout and stderr (where tqdm draws)
+    are both terminals; else ``lines`` (a log file, a pipe, CI)."""
+    if not progress:
+        return "off"
+    streams = (sys.stdout, sys.stderr) if streams is None else streams
+    return "bar" if all(_isatty(s) for s in streams) else "lines"
+
+
+class Phase:
+    """``with Phase(show, "metrics"):`` prints what starts and how long it took (no silent minutes)."""
+
+    def __init__(self, show, text: str):
+        self.show, self.text = show, text
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.show(f"{self.text} ...")
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.show(f"{self.text}: done in {format_seconds(time.perf_counter() - self.start)}")
+        return False
+
+
+# --------------------------------------------------------------------------- closing summary
+
+#: Verdicts listed by name in the summary (the others are counted only).
+FAILING_VERDICTS = ("not reproduced",)
+
+
+@dataclass(frozen=True)
+class PaperSummary:
+    paper: str
+    title: str
+    counts: Mapping[str, int]
+    failures: Sequence[str]  # failed claims' ids and failed cells
+
+
+def paper_summaries(results: Path, *, profile: str, papers_root: Path | None = None) -> list[PaperSummary]:
+    """Per paper: the claim engine's verdict counts and what failed, judged the way the report
+    judges them (today's cells only, the same coverage), by calling its public functions.
+    ``papers_root``: a folder of ``<paper>/paper.yaml`` instead of those beside the experiments."""
+    from suite.harness import claims as claims_mod, registry, runner
+    from suite.report import coverage as coverage_mod
+
+    experiments = registry.all_experiments()
+    cells, _ = runner.current_cells([c for c in store.load_cells(results) if c.get("profile") == profile])
+    frame = store.frame(cells)
+    papers = {p.id: p for p in coverage_mod.paper_files(experiments.values(), papers_root)}
+    grid = coverage_mod.grid_coverage(
+        experiments, cells, profile,
+        ids=[t.experiment for p in papers.values() for t in p.tables if t.experiment]
+        + [e for p in papers.values() for c in p.claims for e in claims_mod.claim_experiments(c, p.tables)])
+    out = []
+    for pid in sorted(set(papers) | {e.paper for e in experiments.values()}):
+        paper = papers.get(pid)
+        verdicts = claims_mod.judge_all(paper, frame, profile=profile, coverage=grid) if paper else []
+        counts = {v: 0 for v in claims_mod.VERDICTS}
+        for v in verdicts:
+            counts[v.verdict] = counts.get(v.verdict, 0) + 1
+        failed_claims = [f"{v.verdict}: {v.claim.id}" for v in verdicts if v.verdict in FAILING_VERDICTS]
+        failed_cells = [f"cell failed: {c['experiment']} {json.dumps(c['cell'], sort_keys=True)} seed={c['seed']}"
+                        for c in cells if c["status"] == "failed"
+                        and experiments.get(c["experiment"]) is not None
+                        and experiments[c["experiment"]].paper == pid]
+        out.append(PaperSummary(pid, paper.title if paper else pid, counts, failed_claims + failed_cells))
+    return out
+
+
+def summary_text(summaries: Sequence[PaperSummary], *, report: Path | None, max_failures: int = 5) -> str:
+    """The closing screen of ``reproduce``: one block per paper, then the report's path."""
+    lines = ["", "summary (claims by verdict; see the report for the evidence)"]
+    for s in summaries:
+        counts = ", ".join(f"{n} {v}" for v, n in s.counts.items() if n) or "no claims"
+        lines.append(f"  {s.paper:12s} {counts}")
+        for failure in s.failures[:max_failures]:
+            lines.append(f"      {failure}")
+        if len(s.failures) > max_failures:
+            lines.append(f"      ... and {len(s.failures) - max_failures} more")
+    if report is not None:
+        lines.append(f"report: {report}")
+    return "\n".join(lines)
