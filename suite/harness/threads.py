@@ -18,7 +18,12 @@ import torch
 @contextlib.contextmanager
 def limit_threads(*, torch_threads: int | None = None, numba_threads: int | None = None) -> Iterator[None]:
     """Run the block with ``torch_threads`` intra-op torch threads and ``numba_threads`` numba
-    threads (None or 0 leaves that pool as it is; numba absent is fine)."""
+    threads (None or 0 leaves that pool as it is; numba absent is fine).
+
+    numba's pool is limited only when something has already started it: asking numba for its
+    thread count starts its threading layer, by default a second OpenMP runtime whose workers
+    spin against torch's (issue 13), and no kernel of this project needs it any more.
+    """
     with contextlib.ExitStack() as stack:
         if torch_threads:
             previous_torch = torch.get_num_threads()
@@ -29,8 +34,16 @@ def limit_threads(*, torch_threads: int | None = None, numba_threads: int | None
                 import numba
             except ImportError:
                 numba = None
-            if numba is not None:
+            if numba is not None and _numba_pool_started():
                 previous_numba = numba.get_num_threads()
                 numba.set_num_threads(min(int(numba_threads), numba.config.NUMBA_NUM_THREADS))
                 stack.callback(numba.set_num_threads, previous_numba)
         yield
+
+
+def _numba_pool_started() -> bool:
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba without its parallel module
+        return False
+    return bool(getattr(parallel, "_is_initialized", False))

@@ -648,7 +648,11 @@ def _segment_backward_numba(y: Tensor, grad: Tensor, lam: Tensor, need_lam: bool
     """`_segment_backward` by the numba kernel (CPU): one pass per row, same numbers."""
     n_rows, n = y.shape
     y_np = y.detach().numpy()
-    g_np = grad.detach().reshape(n_rows, n).contiguous().numpy()
+    grad = grad.detach().reshape(n_rows, n)
+    # A strided gradient (the stride-0 one of ``y.sum()``, or a transposed one) is read in place
+    # by the kernel (numba handles any strides): a torch copy to make it contiguous would be a
+    # parallel torch op, which costs a scheduler time slice on busy cores (issue 13).
+    g_np = grad.numpy() if grad.stride(-1) in (0, 1) or grad.is_contiguous() else grad.contiguous().numpy()
     lam_np = lam.detach().contiguous().numpy()
     counts = np.arange(1, n + 1, dtype=g_np.dtype)
     grad_x = np.empty_like(g_np)

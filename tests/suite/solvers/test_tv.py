@@ -788,3 +788,19 @@ def test_projected_newton_checks_its_options_and_warns_at_max_iters():
 def test_projected_newton_cuda_matches_cpu():
     x = torch.randn(64, 32, dtype=torch.float64)
     torch.testing.assert_close(tv_prox_1d_newton(x.cuda(), 0.5).cpu(), tv_prox_1d_newton(x, 0.5), rtol=0, atol=1e-10)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed")
+def test_numba_backward_reads_a_stride0_gradient_in_place():
+    # The gradient of y.sum() is an expanded (stride-0) tensor: the kernel reads it as it is.
+    torch.manual_seed(41)
+    x = torch.randn(50, 17, dtype=torch.float64)
+    lam = torch.full((50,), 0.3, dtype=torch.float64)
+    y = tv._condat_numba(x, lam)
+    ones = torch.ones((), dtype=torch.float64).expand(50, 17)
+    strided = torch.randn(17, 50, dtype=torch.float64).t()
+    for grad in (ones, strided):
+        got = tv._segment_backward_numba(y, grad, lam, True)
+        want = tv._segment_backward(y, grad.contiguous(), lam, True)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-12)
