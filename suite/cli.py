@@ -180,11 +180,18 @@ def cmd_reproduce(args) -> int:
 
     code = _run(args)
     say = (lambda text: None) if args.no_progress else (lambda text: print(text, flush=True))
-    with progress.Phase(say, f"report: judging the claims and rendering {args.out}/"):
-        cmd_report(args)
-    with progress.Phase(say, "summary: judging the claims per paper"):
-        text = progress.summary_text(progress.paper_summaries(args.results, profile=args.profile),
-                                     report=args.out / "index.html")
+    # the report is rendered again only when something it reads changed (see reusable_report)
+    fingerprint, stamp = progress.reusable_report(args.results, args.out, profile=args.profile)
+    if stamp is not None and not args.force:
+        say(f"report: {args.out}/ is up to date (no cell, code, paper or dataset changed since it was rendered)")
+        text = stamp["summary"]
+    else:
+        with progress.Phase(say, f"report: judging the claims and rendering {args.out}/"):
+            cmd_report(args)
+        with progress.Phase(say, "summary: judging the claims per paper"):
+            text = progress.summary_text(progress.paper_summaries(args.results, profile=args.profile),
+                                         report=args.out / "index.html")
+        progress.write_report_stamp(args.out, fingerprint, text)
     print(text)
     return code
 

@@ -279,3 +279,86 @@ def summary_text(summaries: Sequence[PaperSummary], *, report: Path | None, max_
     if report is not None:
         lines.append(f"report: {report}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- report reuse
+
+
+def report_fingerprint(results: Path, out: Path, *, profile: str) -> str:
+    """A hash of everything a rendered report depends on, from file metadata only (no reads).
+
+    Covered: every cell file under ``results/cells`` (name, size, mtime), every file of the
+    code and paper descriptions (``suite/``, ``metrics/``, ``reproductions/`` and the module
+    file of each registered experiment, plugins included: templates, ``paper.yaml``, plot
+    functions), the version of each present dataset and the presence of every registered one
+    (the leaderboards page lists absent datasets), the profile, the output folder and
+    ``ENERGYBENCH_PLUGINS``. Any change to any of them gives another hash, so a report is
+    reused only when rendering it again would read exactly the same inputs.
+    """
+    import hashlib
+    import os
+
+    from suite.data import registry as data_registry
+    from suite.harness import registry
+
+    digest = hashlib.sha256()
+
+    def add(*parts: Any) -> None:
+        digest.update(json.dumps(parts, default=str).encode())
+        digest.update(b"\n")
+
+    add("profile", profile, "out", str(Path(out).resolve()), "plugins", os.environ.get("ENERGYBENCH_PLUGINS", ""))
+    cells = Path(results) / store.CELL_DIR
+    if cells.is_dir():
+        for entry in sorted(os.scandir(cells), key=lambda e: e.name):
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                st = entry.stat()
+                add("cell", entry.name, st.st_size, st.st_mtime_ns)
+    root = Path(__file__).resolve().parents[2]
+    files = set()
+    for top in ("suite", "metrics", "reproductions"):
+        if (root / top).is_dir():
+            files.update(p for p in (root / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    experiments = registry.all_experiments()
+    for exp in experiments.values():
+        try:
+            module = sys.modules.get(exp.module)
+            origin = getattr(module, "__file__", None)
+        except Exception:  # noqa: BLE001  (a broken plugin only costs the reuse)
+            origin = None
+        if origin:
+            files.add(Path(origin))
+            files.update(p for p in Path(origin).parent.glob("paper.yaml"))
+    for path in sorted(files):
+        st = path.stat()
+        add("file", str(path), st.st_size, st.st_mtime_ns)
+    for dataset_id in sorted(data_registry.DATASETS):
+        found = data_registry.find(dataset_id)
+        add("data", dataset_id, None if found is None else (str(found), data_registry.version(dataset_id)))
+    return digest.hexdigest()
+
+
+REPORT_STAMP = ".energybench-report.json"
+
+
+def reusable_report(results: Path, out: Path, *, profile: str) -> tuple[str, dict | None]:
+    """``(fingerprint, stamp)``: the stamp a previous ``reproduce`` left in ``out`` when it
+    rendered from exactly these inputs and its pages are still there, else None."""
+    fingerprint = report_fingerprint(results, out, profile=profile)
+    stamp_path = Path(out) / REPORT_STAMP
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        return fingerprint, None
+    pages = stamp.get("pages") or []
+    if (stamp.get("fingerprint") != fingerprint or not pages
+            or not all((Path(out) / page).is_file() for page in pages)):
+        return fingerprint, None
+    return fingerprint, stamp
+
+
+def write_report_stamp(out: Path, fingerprint: str, summary: str) -> None:
+    """Remember what ``out`` was rendered from (see :func:`reusable_report`)."""
+    out = Path(out)
+    pages = sorted(p.name for p in out.glob("*.html"))
+    store.write_json_atomic(out / REPORT_STAMP, {"fingerprint": fingerprint, "pages": pages, "summary": summary})

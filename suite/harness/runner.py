@@ -1,6 +1,7 @@
 """Run experiment cells: cached by key, resumable, sequential or in local processes."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
@@ -214,11 +215,24 @@ def execute(task: Task, options: Options, *, threads: int | None = None, show_pr
     path = store.cell_path(options.results, task.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _cell_lock(options, task):
-        if not options.force and is_done(path):
+        previous = store.read_cell(path)
+        if not options.force and previous is not None and previous.get("status") == STATUS_OK:
             return "cached"
         payload = compute(task, options, device=resolve_device(options.device), show_progress=show_progress)
+        if not options.force and _same_not_run(previous, payload):
+            # a retried not-run cell that again measured nothing, for the same reasons: the file
+            # already says so (same key: same code, data and device), so it is kept, and a
+            # rerun leaves results/ (and the report rendered from it) unchanged
+            return payload["status"]
         store.write_json_atomic(path, payload)
         return payload["status"]
+
+
+def _same_not_run(previous: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
+    if previous is None or payload["status"] != STATUS_NOT_RUN or previous.get("status") != STATUS_NOT_RUN:
+        return False
+    normal = json.loads(json.dumps({"records": payload["records"], "error": payload["error"]}, default=str))
+    return normal == {"records": previous.get("records"), "error": previous.get("error")}
 
 
 def store_result(task: Task, options: Options, payload: dict[str, Any]) -> str:

@@ -155,3 +155,25 @@ def test_a_cached_rerun_recomputes_nothing_and_reads_each_file_once(tmp_path, mo
     keys.source_hash("tests.suite.harness.toy_experiments")
     assert calls["parse"] == parsed_once  # a file already parsed (same mtime and size) is not parsed again
     assert (tmp_path / "results" / "metrics" / "toypaper.square.json").is_file()
+
+
+def test_reproduce_reuses_an_up_to_date_report_and_renders_again_after_a_change(tmp_path):
+    args = ("reproduce", "toypaper.square", "toypaper.skipped", "--profile", "smoke", "--device", "cpu",
+            "--results", str(tmp_path / "results"), "--out", str(tmp_path / "reports"))
+    first = _cli(*args)
+    assert first.returncode == 0 and "rendering" in first.stdout and "summary: judging" in first.stdout
+    assert "report: " in first.stdout.splitlines()[-1]
+    not_run = [p for p in (tmp_path / "results" / "cells").glob("toypaper-skipped-*.json")]
+    stamp = not_run[0].stat().st_mtime_ns
+    second = _cli(*args)
+    assert second.returncode == 0 and "is up to date" in second.stdout and "rendering" not in second.stdout
+    # the retried not-run cell measured nothing again, for the same reason: its file is kept
+    assert not_run[0].stat().st_mtime_ns == stamp
+    assert second.stdout.split("summary (claims")[1] == first.stdout.split("summary (claims")[1]
+    # a changed cell (here: one more result) makes the report stale
+    extra = _cli("run", "toypaper.flaky", "--profile", "smoke", "--device", "cpu", "--no-progress",
+                 "--results", str(tmp_path / "results"))
+    assert extra.returncode == 1
+    third = _cli(*args)
+    assert "rendering" in third.stdout and "is up to date" not in third.stdout
+    assert "cell failed: toypaper.flaky" in third.stdout
