@@ -28,13 +28,12 @@ Claim kinds:
 Fields every claim may carry:
   profiles     list of the profiles at which the claim is judged (``[mini, full]``); elsewhere its
                verdict is "not judged". Default: ``[full]`` for ``value`` claims, every profile
-               otherwise. Ratio and timing claims (``kind: ratio``, ``timing: true``, or a
-               selection whose metric is ``time``) are never judged at ``smoke``, whatever
-               ``profiles`` says.
+               otherwise. No claim is judged at ``smoke`` (seconds-long runs on tiny inputs are
+               not evidence), whatever ``profiles`` says.
   min_effect   *new*: a difference (ordering, improvement) smaller than this, in the metric's
                units, is "within noise" even when the seeds agree (``min_effect: 0.5`` for mIOU
                points).
-  timing       *new*: ``true`` marks a claim about run times (never judged at smoke).
+  timing       *new*: ``true`` marks a claim about run times.
   experiment   the experiment whose records are judged; a claim naming one that is not
                registered has the verdict "no experiment".
 
@@ -460,9 +459,9 @@ def claim_experiments(claim: Claim, tables: tuple[PaperTable, ...] = ()) -> list
 def allowed_profiles(claim: Claim) -> tuple[str, ...]:
     """The profiles at which the claim is judged (module doc)."""
     allowed = claim.profiles or (("full",) if claim.kind == "value" else PROFILES)
-    if claim.timing:
-        allowed = tuple(p for p in allowed if p != "smoke")
-    return tuple(allowed)
+    # smoke exists to exercise the code path in seconds (a few iterations, a handful of pixels):
+    # nothing measured there is evidence for or against a paper, so no claim is judged at it.
+    return tuple(p for p in allowed if p != "smoke")
 
 
 def judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
@@ -492,8 +491,9 @@ def _judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
             return Verdict(claim, NO_EXPERIMENT, f"no experiment yet: {', '.join(absent)} is not registered")
     allowed = allowed_profiles(claim)
     if profile not in allowed:
-        if claim.timing and profile == "smoke":
-            why = "timing and ratio claims are never judged at the smoke profile (too few, too short runs)"
+        if profile == "smoke":
+            why = ("claims are never judged at the smoke profile (it runs the code path in seconds on tiny "
+                   "inputs; judge at mini or full)")
         else:
             why = f"judged at the {'/'.join(allowed)} profile only (this is {profile})"
         return Verdict(claim, NOT_JUDGED, why)

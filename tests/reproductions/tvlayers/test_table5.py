@@ -118,9 +118,10 @@ def test_table5_smoke_end_to_end(tmp_path):
     lam = df[(df.row == "ResNetTV") & (df.metric == "lam_255")].value
     assert len(lam) == 1 and float(lam.iloc[0]) > 0
     paper = claims.load_paper(table5.__file__.replace("table5.py", "paper.yaml"))
-    verdicts = {v.claim.id: v.verdict for v in claims.judge_all(paper, df, profile="smoke")}
+    # No claim is judged at smoke; judged as if at mini, the records must decide the stand-in claims.
+    verdicts = {v.claim.id: v.verdict for v in claims.judge_all(paper, df.assign(profile="mini"), profile="mini")}
     for metric in ("wrmse", "wmae"):
-        assert verdicts[f"resnettv-improves-resnet-stand-in-{metric}"] != claims.NOT_RUN
+        assert verdicts[f"resnettv-improves-resnet-stand-in-{metric}"] in claims.JUDGED
 
 
 def test_claims_state_the_paper_gain_as_an_improvement():

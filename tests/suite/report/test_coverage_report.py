@@ -113,12 +113,19 @@ def test_report_lists_every_paper_table_and_waits_for_every_cell(toy_paper, tmp_
     assert len(links) == 12
     for key in links:  # every link lands on a provenance row
         assert f'<tr id="cell-{key}">' in page
-    # one seed only (the smoke profile): the verdict says so
-    runner.run([exp], runner.Options(profile="smoke", device="cpu", results=tmp_path / "results", progress=False))
-    build(tmp_path / "results", tmp_path / "reports", profile="smoke", papers_root=toy_paper)
-    page = (tmp_path / "reports" / "toyrules.html").read_text()
+    # one seed only (the toy's full profile): the verdict says so
+    one = tmp_path / "one-seed"
+    runner.run([exp], runner.Options(profile="full", device="cpu", results=one / "results", progress=False))
+    build(one / "results", one / "reports", profile="full", papers_root=toy_paper)
+    page = (one / "reports" / "toyrules.html").read_text()
     claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths">.*?</tr>', page, re.S).group(0)
-    assert "reproduced (1 seed)" in claim_row
+    assert "reproduced (1 seed)" in claim_row, claim_row
+    # and nothing is judged at smoke, where runs only exercise the code path
+    runner.run([exp], runner.Options(profile="smoke", device="cpu", results=one / "results", progress=False))
+    build(one / "results", one / "reports", profile="smoke", papers_root=toy_paper)
+    page = (one / "reports" / "toyrules.html").read_text()
+    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths">.*?</tr>', page, re.S).group(0)
+    assert "not judged" in claim_row and "never judged at the smoke profile" in claim_row
 
 
 def test_coverage_lists_tables_without_experiment(toy_paper):
