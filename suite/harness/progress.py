@@ -69,10 +69,15 @@ class CostModel:
 
     def expected(self, experiment: str, cell: Mapping[str, Any], profile: str, seed: int) -> float:
         """Seconds: this cell's last recorded time, else its experiment's median, else the default."""
+        return self.estimate(experiment, cell, profile, seed)[0]
+
+    def estimate(self, experiment: str, cell: Mapping[str, Any], profile: str, seed: int) -> tuple[float, bool]:
+        """``(seconds, known)``: ``known`` is False when the time is a guess (the experiment's
+        median or the default), which :meth:`Eta.observed` may replace with this run's times."""
         hit = self.by_cell.get(_cell_id(experiment, cell, profile, seed))
         if hit is not None:
-            return hit
-        return self.by_experiment.get((experiment, profile), self.default)
+            return hit, True
+        return self.by_experiment.get((experiment, profile), self.default), False
 
 
 def format_seconds(seconds: float) -> str:
@@ -92,11 +97,25 @@ class Eta:
     the estimate falls while a long cell runs instead of standing still.
     """
 
-    def __init__(self, expected: Mapping[Any, float], *, workers: int = 1, clock=time.monotonic):
+    def __init__(self, expected: Mapping[Any, float], *, workers: int = 1, clock=time.monotonic,
+                 guessed: Mapping[Any, str] | None = None):
         self._left = dict(expected)
         self._workers = max(1, workers)
         self._clock = clock
         self._started: dict[Any, float] = {}
+        # task -> its experiment, for the tasks whose cost is a guess (no time of that very cell)
+        self._guessed = dict(guessed or {})
+        self._seen: dict[str, list[float]] = defaultdict(list)
+
+    def observed(self, task: Any, experiment: str, seconds: float) -> None:
+        """A cell of ``experiment`` took ``seconds`` in this run: the cells of the same experiment
+        whose cost was a guess now expect the median of this run's times of that experiment
+        (its own cells, never the mean over every experiment)."""
+        self._seen[experiment].append(seconds)
+        median = statistics.median(self._seen[experiment])
+        for other, exp in self._guessed.items():
+            if exp == experiment and other in self._left and other != task:
+                self._left[other] = median
 
     def start(self, task: Any) -> None:
         self._started[task] = self._clock()

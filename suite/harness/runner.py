@@ -287,8 +287,9 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
     summary.cached += len(tasks) - len(todo)
     costs = progress.CostModel.from_cells(recorded, profile=options.profile)
     workers = 1 if cluster is None and options.jobs <= 1 else max(1, options.jobs)
-    eta = progress.Eta({t.key: costs.expected(t.experiment, t.cell, options.profile, t.seed) for t in todo},
-                       workers=workers)
+    estimates = {t.key: costs.estimate(t.experiment, t.cell, options.profile, t.seed) for t in todo}
+    eta = progress.Eta({k: seconds for k, (seconds, _) in estimates.items()}, workers=workers,
+                       guessed={t.key: t.experiment for t in todo if not estimates[t.key][1]})
     if todo and mode != "off":
         say(f"cells: {len(tasks)} planned, {summary.cached} already done, {len(todo)} to run "
             f"(expected {progress.format_seconds(eta.remaining())})")
@@ -296,6 +297,8 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
 
     def finished(task: Task, status: str, wall: float | None = None) -> None:
         _tally(summary, task, status)
+        if wall is not None and status in (STATUS_OK, STATUS_NOT_RUN):
+            eta.observed(task.key, task.experiment, wall)
         bar.finished(task.key, _label(task), status, wall)
 
     # timing cells run alone on their device: after the others, one at a time
