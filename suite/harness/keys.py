@@ -72,6 +72,12 @@ def _parse_imports(path: Path, module: str) -> set[str]:
     return found | parents
 
 
+def _is_paper_package(name: str) -> bool:
+    """``reproductions`` or ``reproductions.<paper>`` itself (not a module inside it)."""
+    parts = name.split(".")
+    return parts[0] == "reproductions" and len(parts) <= 2
+
+
 @functools.lru_cache(maxsize=None)
 def source_hash(module: str) -> str:
     """sha256 over the tracked modules ``module`` imports, transitively (static, by AST)."""
@@ -85,6 +91,12 @@ def source_hash(module: str) -> str:
         if path is None:
             continue
         seen[name] = path
+        if _is_paper_package(name):
+            # A paper package's __init__ imports its experiment modules only to register them:
+            # following those imports would make every experiment depend on all its siblings, so
+            # editing one table would invalidate the results and trained models of the others.
+            # What an experiment uses, it imports itself, and that is followed.
+            continue
         todo.extend(_imports(path, name))
     digest = hashlib.sha256()
     for name in sorted(seen):

@@ -78,6 +78,31 @@ def test_source_hash_follows_imports():
     assert not keys._tracked("suite.harness.runner") and keys._tracked("suite.solvers.tv")
 
 
+def test_source_hash_of_an_experiment_leaves_out_its_sibling_tables(tmp_path, monkeypatch):
+    """A paper package's __init__ registers all its tables; one table's hash must not cover the others."""
+    package = tmp_path / "reproductions" / "toyhash"
+    package.mkdir(parents=True)
+    (tmp_path / "reproductions" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("from . import first, second\n")
+    (package / "helper.py").write_text("SCALE = 2\n")
+    (package / "first.py").write_text("from . import helper\nVALUE = helper.SCALE\n")
+    (package / "second.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import reproductions
+    monkeypatch.setattr(reproductions, "__path__", [str(tmp_path / "reproductions"), *reproductions.__path__])
+
+    def digest():
+        keys.source_hash.cache_clear()
+        return keys.source_hash("reproductions.toyhash.first")
+
+    before = digest()
+    (package / "second.py").write_text("VALUE = 2  # a sibling table changed\n")
+    assert digest() == before
+    (package / "helper.py").write_text("SCALE = 3  # what first.py imports changed\n")
+    assert digest() != before
+    keys.source_hash.cache_clear()
+
+
 # --- runner, cache, store --------------------------------------------------------------------
 
 def test_run_caches_and_force_reruns(tmp_path, monkeypatch):
