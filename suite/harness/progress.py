@@ -168,10 +168,7 @@ class CellProgress:
     def _postfix(self, label: str) -> None:
         if self._bar is not None:
             parts = [p for p in (self._eta_text(), label) if p]
-            self._bar.set_postfix_str(", ".join(parts), refresh=True)
-            if parts:  # tqdm puts ", " before a postfix; show it after the elapsed time
-                self._bar.postfix = "; " + ", ".join(parts)
-                self._bar.refresh()
+            self._bar.set_postfix_str(", ".join(parts), refresh=True)  # shown as "[elapsed, eta ..., cell]"
 
     def started(self, task: Any, label: str) -> None:
         if self.eta is not None:
