@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +35,7 @@ from filelock import FileLock
 
 from metrics.segmentation import ConfusionMatrix, trimap_mask
 from suite.harness.threads import limit_threads
+from suite.harness.trained import save_atomic
 
 from . import data as adm_data
 from . import losses, models, seeded
@@ -345,18 +345,6 @@ def cache_path(payload: dict) -> Path:
     return cache_root() / name
 
 
-def _save_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def new_network(ctx, network: str) -> torch.nn.Module:
     """The network with its seed-determined initialisation (the same for every method)."""
     s = ctx.settings
@@ -386,7 +374,7 @@ def trained_model(ctx, *, network: str, method: str, length: float = 1.0) -> Tra
                 path.unlink(missing_ok=True)
         trained = _train(ctx, network=network, method=method, length=length)
         state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
-        _save_atomic(path, {"state": state, "history": trained.history, "payload": json.loads(json.dumps(payload, default=str))})
+        save_atomic(path, {"state": state, "history": trained.history, "payload": json.loads(json.dumps(payload, default=str))})
         return trained
 
 

@@ -39,6 +39,7 @@ from suite.harness.threads import limit_threads
 from suite.harness.trained import cached_training, training_payload
 
 from .dexined import DexiNed, average_edge_map, dexined_loss, edge_labels, pad_to_stride
+from .timing import step_time_ms
 
 TABLE = "Table 4"
 ROWS = {"dexined": "DexiNed", "dexined-tv": "+TV"}
@@ -229,12 +230,6 @@ def predict_edges(model: DexiNed, samples: list[dict]) -> list[np.ndarray]:
         edge_map = average_edge_map(model(x))[0, :height, :width]
         maps.append(edge_map.double().clamp(0, 1).numpy())
     return maps
-
-
-def step_time_ms(history: dict, *, skip: int = 2) -> tuple[float, float, int]:
-    """Mean and std (ms) of the training step times, the first ``skip`` (warm-up) left out."""
-    times = np.asarray(history["step_seconds"][skip:] or history["step_seconds"], float) * 1e3
-    return float(times.mean()), float(times.std(ddof=1)) if times.size > 1 else 0.0, int(times.size)
 
 
 def _grid(settings):

@@ -36,6 +36,7 @@ from suite.harness.threads import limit_threads
 from suite.harness.trained import cached_training, training_payload
 
 from .smoothing import SmoothingResNet, smoothing_loss
+from .timing import step_time_ms
 
 TABLE = "Table 5"
 ROWS = {"resnet": "ResNet", "resnet-tv": "ResNetTV"}
@@ -163,12 +164,6 @@ def score(results: list[np.ndarray], samples: list[dict]) -> dict[str, float]:
     gts = [s["gts"] for s in samples]
     weights = [s["weights"] for s in samples]
     return {"wrmse": wrmse(results, gts, weights, data_range=255), "wmae": wmae(results, gts, weights, data_range=255)}
-
-
-def step_time_ms(history: dict, *, skip: int = 2) -> tuple[float, float, int]:
-    """Mean and std (ms) of the training step times, the first ``skip`` (warm-up) left out."""
-    times = np.asarray(history["step_seconds"][skip:] or history["step_seconds"], float) * 1e3
-    return float(times.mean()), float(times.std(ddof=1)) if times.size > 1 else 0.0, int(times.size)
 
 
 def _grid(settings):

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from filelock import FileLock
 
-__all__ = ["Checkpoint", "cache_root", "cached_training", "payload_key", "training_payload"]
+__all__ = ["Checkpoint", "cache_root", "cached_training", "payload_key", "save_atomic", "training_payload"]
 
 #: Seconds between checkpoints by default: often enough that a kill loses little, rarely enough
 #: that writing the state costs nothing next to the training itself.
@@ -79,7 +79,8 @@ def training_payload(ctx, *, module: str, settings_keys: Iterable[str], datasets
     }
 
 
-def _save_atomic(path: Path, obj: Any) -> None:
+def save_atomic(path: Path, obj: Any) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -131,7 +132,7 @@ class Checkpoint:
         return time.monotonic() - self._last >= self.every_seconds
 
     def save(self, state: Any) -> None:
-        _save_atomic(self.path, state)
+        save_atomic(self.path, state)
         self._last = time.monotonic()
         self.saves += 1
 
@@ -166,6 +167,6 @@ def cached_training(*, namespace: str, name: str, payload: Mapping[str, Any],
             return stored, True
         checkpoint = Checkpoint(root / f"{name}-{key}.ckpt.pt", every_seconds=every_seconds, every_steps=every_steps)
         result = train(checkpoint)
-        _save_atomic(final, result)
+        save_atomic(final, result)
         checkpoint.clear()
         return result, False
