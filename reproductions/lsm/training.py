@@ -95,11 +95,8 @@ def train_lsm(model: nn.Module, samplers: dict[str, Callable[[torch.Generator], 
     history: dict[str, Any] = {"loss": {t: [] for t in tasks}, "total": [], "lr": [], "step_seconds": [],
                                "tasks": tasks}
     start = 0
-    state = checkpoint.load() if checkpoint is not None else None
+    state = checkpoint.resume(model, optimizer, scheduler) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
@@ -132,9 +129,9 @@ def train_lsm(model: nn.Module, samplers: dict[str, Callable[[torch.Generator], 
             history["step_seconds"].append(time.perf_counter() - tick)
             done = step + 1
             if checkpoint is not None and done < iterations and checkpoint.due(done):
-                checkpoint.save({"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                                 "torch_rng": torch.get_rng_state(), "history": history})
+                checkpoint.save_training(step=done, model=model, optimizer=optimizer, scheduler=scheduler,
+                                         generator=generator.get_state(), torch_rng=torch.get_rng_state(),
+                                         history=history)
     finally:
         if threads is not None:
             torch.set_num_threads(previous_threads)

@@ -167,11 +167,8 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, *
     history: dict[str, list] = {"step": [], "lam": [], "loss": []}
     step_ms: list[float] = []
     start = 0
-    state = checkpoint.load() if checkpoint is not None else None
+    state = checkpoint.resume(model, optimizer, schedule) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
         history, step_ms, start = state["history"], state["step_ms"], state["step"]
     model.train()
@@ -203,9 +200,8 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, *
             history["lam"].append(lam_values(model))
             history["loss"].append(float(loss.detach()))
         if checkpoint is not None and checkpoint.due(step + 1) and step + 1 < steps:
-            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                             "history": history, "step_ms": step_ms, "step": step + 1})
+            checkpoint.save_training(step=step + 1, model=model, optimizer=optimizer, scheduler=schedule,
+                                     generator=generator.get_state(), history=history, step_ms=step_ms)
     return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "mean": mean, "std": std,
             "history": history, "step_ms": step_ms}
 

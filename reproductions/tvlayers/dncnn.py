@@ -255,11 +255,8 @@ def train_denoiser(model: DnCNN, images: Sequence[np.ndarray], *, sigma: float, 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
     history: dict[str, Any] = {"loss": [], "step_ms": [], "resumed_at": None}
     start = 0
-    state = checkpoint.load() if checkpoint is not None else None
+    state = checkpoint.resume(model, optimizer, scheduler) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         history = dict(state["history"])
         start = int(state["step"])
         history["resumed_at"] = start
@@ -283,8 +280,8 @@ def train_denoiser(model: DnCNN, images: Sequence[np.ndarray], *, sigma: float, 
         if step - start >= warmup_steps:
             history["step_ms"].append(elapsed)
         if checkpoint is not None and step + 1 < iterations and checkpoint.due(step + 1):
-            checkpoint.save({"step": step + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "history": history})
+            checkpoint.save_training(step=step + 1, model=model, optimizer=optimizer, scheduler=scheduler,
+                                     history=history)
     model.eval()
     history.update(steps=iterations, train_images=len(images), lambdas=model.lambdas())
     return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": history}

@@ -193,11 +193,8 @@ def train_dexined(samples: list[dict], settings, *, tv: bool, seed: int, checkpo
     rng = np.random.default_rng([seed, 4])
     history = {"loss": [], "step_seconds": [], "lam": []}
     start = 0
-    saved = checkpoint.load() if checkpoint is not None else None
+    saved = checkpoint.resume(model, optimizer, scheduler) if checkpoint is not None else None
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         rng.bit_generator.state = saved["rng"]
         history, start = saved["history"], int(saved["step"])
     model.train()
@@ -214,9 +211,8 @@ def train_dexined(samples: list[dict], settings, *, tv: bool, seed: int, checkpo
         history["loss"].append(float(loss.detach()))
         history["lam"].append(model.tv_lambdas())
         if checkpoint is not None and checkpoint.due(step + 1) and step + 1 < steps:
-            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "rng": rng.bit_generator.state,
-                             "history": history, "step": step + 1})
+            checkpoint.save_training(step=step + 1, model=model, optimizer=optimizer, scheduler=scheduler,
+                                     rng=rng.bit_generator.state, history=history)
     return {"state": model.state_dict(), "history": history}
 
 

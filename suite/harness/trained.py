@@ -136,6 +136,29 @@ class Checkpoint:
         self._last = time.monotonic()
         self.saves += 1
 
+    def save_training(self, *, step: int, model, optimizer, scheduler=None, **extra: Any) -> None:
+        """Save what a training loop needs to resume at ``step``: the model, optimizer and (optional)
+        scheduler states, plus ``extra`` (random-generator states, history...)."""
+        state = {"step": int(step), "model": model.state_dict(), "optimizer": optimizer.state_dict(), **extra}
+        if scheduler is not None:
+            state["scheduler"] = scheduler.state_dict()
+        self.save(state)
+
+    def resume(self, model, optimizer, scheduler=None) -> dict | None:
+        """Restore ``model``, ``optimizer`` and ``scheduler`` from the last :meth:`save_training`.
+
+        Returns:
+            The saved dict (``step`` and the extras) to continue from, or None when there is none.
+        """
+        state = self.load()
+        if state is None:
+            return None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        return state
+
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 

@@ -67,3 +67,25 @@ def test_bad_names_are_refused():
         trained.cache_root("../x")
     with pytest.raises(ValueError, match="name"):
         trained.cached_training(namespace="t", name="a/b", payload={}, train=lambda c: {})
+
+
+def test_save_training_and_resume_restore_model_optimizer_and_scheduler(tmp_path):
+    def parts():
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return model, optimizer, scheduler
+
+    model, optimizer, scheduler = parts()
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    checkpoint = trained.Checkpoint(tmp_path / "c.pt")
+    assert checkpoint.resume(*parts()) is None
+    checkpoint.save_training(step=7, model=model, optimizer=optimizer, scheduler=scheduler, history=[1, 2])
+    fresh, fresh_optimizer, fresh_scheduler = parts()
+    state = checkpoint.resume(fresh, fresh_optimizer, fresh_scheduler)
+    assert state["step"] == 7 and state["history"] == [1, 2]
+    assert torch.equal(fresh.weight, model.weight)
+    assert fresh_scheduler.get_last_lr() == scheduler.get_last_lr() == [0.05]
+    assert fresh_optimizer.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
