@@ -180,6 +180,21 @@ def iou(pred: Any, gt: Any, ignore_index: int | None = None) -> Any:
     return float(result) if result.ndim == 0 else result
 
 
+def _davis_sequences(masks: Any, gts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and ground truth as ``(O, T, H, W)`` arrays with ``T >= 3`` (DAVIS drops the first
+    and last frame), or ValueError naming what was wrong."""
+    pred_array = _checks.prediction(masks, "masks")
+    gt_array = _checks.to_numpy(gts, "gts")
+    _checks.check_same_shape(pred_array, gt_array, "masks", "gts")
+    if pred_array.ndim == 3:
+        pred_array, gt_array = pred_array[None], gt_array[None]
+    if pred_array.ndim != 4:
+        raise ValueError(f"masks: expected shape (O, T, H, W) or (T, H, W), got {tuple(pred_array.shape)}")
+    if pred_array.shape[1] < 3:
+        raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
+    return pred_array, gt_array
+
+
 def davis_j(masks: Any, gts: Any, *, ignore_index: int | None = 255, reduction: str = "mean") -> Any:
     """DAVIS J-Mean of one sequence (semi-supervised protocol).
 
@@ -198,15 +213,7 @@ def davis_j(masks: Any, gts: Any, *, ignore_index: int | None = 255, reduction: 
         ValueError: fewer than 3 frames (nothing left once first and last are dropped).
     """
     _checks.check_choice(reduction, "reduction", ("mean", "none"))
-    pred_array = _checks.prediction(masks, "masks")
-    gt_array = _checks.to_numpy(gts, "gts")
-    _checks.check_same_shape(pred_array, gt_array, "masks", "gts")
-    if pred_array.ndim == 3:
-        pred_array, gt_array = pred_array[None], gt_array[None]
-    if pred_array.ndim != 4:
-        raise ValueError(f"masks: expected shape (O, T, H, W) or (T, H, W), got {tuple(pred_array.shape)}")
-    if pred_array.shape[1] < 3:
-        raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
+    pred_array, gt_array = _davis_sequences(masks, gts)
     per_frame = iou(pred_array[:, 1:-1], gt_array[:, 1:-1], ignore_index)
     per_object = np.asarray(per_frame, dtype=np.float64).reshape(pred_array.shape[0], -1).mean(axis=1)
     return float(per_object.mean()) if reduction == "mean" else per_object
@@ -313,15 +320,7 @@ def davis_f(masks: Any, gts: Any, *, bound_th: float = 0.008, ignore_index: int 
         ValueError: shapes differ, fewer than 3 frames, non-binary masks.
     """
     _checks.check_choice(reduction, "reduction", ("mean", "none"))
-    pred_array = _checks.prediction(masks, "masks")
-    gt_array = _checks.to_numpy(gts, "gts")
-    _checks.check_same_shape(pred_array, gt_array, "masks", "gts")
-    if pred_array.ndim == 3:
-        pred_array, gt_array = pred_array[None], gt_array[None]
-    if pred_array.ndim != 4:
-        raise ValueError(f"masks: expected shape (O, T, H, W) or (T, H, W), got {tuple(pred_array.shape)}")
-    if pred_array.shape[1] < 3:
-        raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
+    pred_array, gt_array = _davis_sequences(masks, gts)
     per_object = np.array([np.mean([boundary_f(pred_array[o, t], gt_array[o, t], bound_th=bound_th,
                                                ignore_index=ignore_index)
                                     for t in range(1, pred_array.shape[1] - 1)])
