@@ -228,15 +228,11 @@ def predict_edges(model: DexiNed, samples: list[dict]) -> list[np.ndarray]:
     return maps
 
 
-def _grid(settings):
-    return [{"model": model} for model in ROWS]
-
-
 @experiment(
     "tvlayers.table4",
     table=TABLE,
     title="Edge detection: DexiNed vs DexiNed + TV (ODS / OIS / AP)",
-    grid=_grid,
+    grid={"model": list(ROWS)},
     profiles=PROFILES,
     datasets=_datasets,
     protocol=__doc__.split("\n\n", 1)[1],

@@ -164,15 +164,11 @@ def score(results: list[np.ndarray], samples: list[dict]) -> dict[str, float]:
     return {"wrmse": wrmse(results, gts, weights, data_range=255), "wmae": wmae(results, gts, weights, data_range=255)}
 
 
-def _grid(settings):
-    return [{"model": model} for model in ROWS]
-
-
 @experiment(
     "tvlayers.table5",
     table=TABLE,
     title="Edge-preserving smoothing: ResNet vs ResNetTV (WRMSE / WMAE)",
-    grid=_grid,
+    grid={"model": list(ROWS)},
     profiles=PROFILES,
     datasets=_datasets,
     protocol=__doc__.split("\n\n", 1)[1],
