@@ -31,6 +31,78 @@ from . import provenance, registry
 
 PASSED_ENVIRONMENT = ("ENERGYBENCH_PLUGINS", "ENERGYBENCH_DATA", "ENERGYBENCH_CACHE")
 
+# --------------------------------------------------------------------------- local processes
+#
+# The workers of a ``-j N`` run must not outlive their driver: ``timeout``, batch schedulers and
+# CI stop a run with SIGTERM (or SIGKILL, which no handler sees), and an orphaned worker would
+# keep computing a cell nobody stores, then idle holding its memory. Three layers: the kernel
+# kills a worker when the driver dies (PR_SET_PDEATHSIG, Linux), a watchdog thread in each
+# worker exits when its parent changes (any POSIX system, within a second), and a driver that
+# is interrupted (Ctrl-C, SIGTERM turned into an exception by the CLI) terminates its workers
+# itself before it exits (:func:`stop_local_pool`). Workers ignore SIGINT: Ctrl-C in a terminal
+# reaches the whole process group, and only the driver should answer it (with one line).
+
+WATCHDOG_SECONDS = 0.5
+
+
+def _die_with_parent_linux() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the watchdog still covers it
+        pass
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)  # the driver is gone: nobody will store what this worker computes
+        time.sleep(WATCHDOG_SECONDS)
+
+
+def local_worker_init(parent: int) -> None:
+    """Initializer of a local worker process (``ProcessPoolExecutor(initializer=...)``): ignore
+    Ctrl-C and exit when the driver ``parent`` dies."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent_linux()
+    if os.getppid() != parent:  # the driver died before this worker started
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="energybench-parent-watchdog", daemon=True).start()
+
+
+def local_pool(workers: int):
+    """A ``ProcessPoolExecutor`` of spawned workers that die with this process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked child would inherit torch's thread pools and any CUDA context.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=local_worker_init, initargs=(os.getpid(),))
+
+
+def stop_local_pool(pool) -> None:
+    """Cancel what has not started and terminate the workers now (an interrupted driver)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+
 
 def _import_ray():
     try:

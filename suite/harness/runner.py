@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,16 +316,25 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
                 cluster.close()
             sequential = []
         elif parallel:
+            from . import executors
+
             threads = max(1, (os.cpu_count() or 1) // options.jobs)
-            # spawn: a forked child would inherit torch's thread pools and any CUDA context.
-            with ProcessPoolExecutor(options.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool = executors.local_pool(options.jobs)
+            try:
                 futures = {pool.submit(execute, t, options, threads=threads): t for t in parallel}
                 for future in as_completed(futures):
                     try:
                         status = future.result()
+                    except store.StoreError:  # the results folder cannot be written: stop, naming it
+                        raise
                     except Exception:  # the worker died (e.g. out of memory): the cell is not written
                         status = STATUS_FAILED
                     finished(futures[future], status)
+            except BaseException:
+                # interrupted (Ctrl-C, SIGTERM) or failing: no worker may outlive this run
+                executors.stop_local_pool(pool)
+                raise
+            pool.shutdown(wait=True)
         for task in sequential:
             bar.started(task.key, _label(task))
             start = time.perf_counter()
@@ -334,7 +342,7 @@ def run(experiments: list[registry.Experiment], options: Options) -> Summary:
             finished(task, status, time.perf_counter() - start)
     finally:
         bar.close()
-    with progress.Phase(say, f"metrics: {len(experiments)} files under {Path(options.results) / 'metrics'}"):
+    with progress.Phase(say, f"metrics: one file per registered experiment under {Path(options.results) / 'metrics'}"):
         write_all_metrics(experiments, options)
     return summary
 
@@ -379,28 +387,9 @@ def current_cells(cells: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], in
     return keep, stale
 
 
-def write_table_metrics(exp: registry.Experiment, options: Options, *,
-                        cells: list[dict[str, Any]] | None = None) -> Path:
-    """A small per-table summary for ``dvc metrics show``: mean of each row/column/metric.
-
-    ``cells``: today's cells (:func:`current_cells`) when the caller has them already (reading
-    and re-keying the whole results folder once per experiment was most of a cached rerun).
-    """
-    if cells is None:
-        cells = current_cells(store.load_cells(options.results))[0]
-    df = store.frame([c for c in cells if c.get("experiment") == exp.id])
-    df = df[(df.experiment == exp.id) & (df.profile == options.profile) & df.value.notna() & df.step.isna()]
-    summary: dict[str, Any] = {}
-    for (row, column, metric), group in df.groupby(["row", "column", "metric"], sort=True):
-        summary.setdefault(row, {})[f"{column}/{metric}"] = float(f"{group.value.mean():.6g}")
-    path = Path(options.results) / "metrics" / f"{exp.id}.json"
-    store.write_json_atomic(path, {"profile": options.profile, "values": summary})
-    return path
-
-
 def write_all_metrics(experiments: list[registry.Experiment], options: Options) -> list[Path]:
-    """:func:`write_table_metrics` for each experiment, reading the results folder once."""
-    wanted = {e.id for e in experiments}
-    cells = current_cells([c for c in store.load_cells(options.results)
-                           if c.get("experiment") in wanted and c.get("profile") == options.profile])[0]
-    return [write_table_metrics(exp, options, cells=cells) for exp in experiments]
+    """The ``dvc metrics`` files of every registered experiment (:mod:`suite.harness.dvc_metrics`;
+    ``experiments`` is the run's list, kept for callers: every stage gets its file)."""
+    from . import dvc_metrics
+
+    return dvc_metrics.write_all(options.results, profile=options.profile)
