@@ -46,6 +46,32 @@ def test_fig2_smoke_records_curves_and_verdict_inputs(tmp_path):
         assert df[df.metric == metric].value.notna().sum() == 4, metric
     fig = fig2.plot_sigma(df)
     assert len(fig.axes) == 2
+    # The evidence behind the verdicts: the curvature at t* and the gradient, per iteration, for both methods.
+    for metric in ("E''(t*)", "|dL/dsigma|"):
+        curve = df[df.metric == metric]
+        assert len(curve) == 4 * 10 and curve.step.notna().all() and set(curve.row) == set(fig2.ROW.values()), metric
+    assert (df[df.metric == "smallest E''(t*)"].value > 0).sum() == 4
+    assert len(fig2.plot_curvature(df).axes) == 4
+
+
+def test_toy_curvature_is_the_hessian_the_gradient_inverts():
+    from suite.solvers.implicit import minimize
+
+    """The recorded E''(t*) and |dL/dsigma| agree with a hand computation: dt*/dsigma = -E_tsigma / (E'' + lam)."""
+    for method in (fig2.DAMPED, fig2.UNDAMPED):
+        run = fig2.learn_sigma("paper", method, iterations=1, seed=3)
+        gen = torch.Generator().manual_seed(3)
+        x, inliers = fig2.sample_points("paper", generator=gen)
+        sigma = torch.tensor([[1.0]], dtype=torch.float64, requires_grad=True)
+        t = minimize(fig2.rbf_energy, x.unsqueeze(-1), (x, sigma), max_iter=10)
+        # d(grad_t E)/dsigma at t*; the Hessian is the one of the final Newton step (where L-BFGS stopped)
+        tt = t.y.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(fig2.rbf_energy(tt, x, sigma).sum(), tt, create_graph=True)
+        (g_sigma,) = torch.autograd.grad(g.sum(), sigma)
+        lam = fig2.METHOD_LAMBDA[method]
+        expected = abs(2 * float(t.y[0, 0] - inliers.mean()) * float(g_sigma) / (float(t.hessian[0, 0, 0]) + lam))
+        assert run["grad"][0] == pytest.approx(expected, rel=1e-6)
+        assert run["curvature"][0] == pytest.approx(float(t.hessian[0, 0, 0]), rel=1e-12)
 
 
 def test_toy_damped_gradient_respects_the_bound():
