@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from . import readers
+from .readers import lsm_sets
 from .registry import Dataset, register
 
 RESEARCH_ONLY = "research and non-commercial use, as the authors' site states; cite as asked"
@@ -81,6 +82,13 @@ _real("gsc-scribbles", readers.GSCScribbles,
       "Gulshan et al. Geodesic Star Convexity for Interactive Image Segmentation. CVPR 2010.",
       task="interactive segmentation",
       description="GSC robot-user scribbles on GrabCut (Andrade & Carrera); 124084 files belong to image 124080")
+_real("vgg-interactive", lsm_sets.VGGInteractive,
+      "Gulshan, Rother, Criminisi, Blake, Zisserman. Geodesic Star Convexity for Interactive Image Segmentation. "
+      "CVPR 2010.", task="interactive segmentation",
+      description="VGG interactive segmentation benchmark: 151 images (99 PASCAL VOC), ground truth with a void "
+                  "band, the robot user's initial scribbles (LSM's Fig. 5 test set)",
+      how_to_add="download the benchmark (robots.ox.ac.uk/~vgg/data/iseg/: images/, images-gt/, images-labels/), "
+                 "then run `energybench data add PATH --as vgg-interactive`")
 _real("berkeley-interactive", readers.BerkeleyInteractive,
       "McGuinness, O'Connor. A comparative evaluation of interactive segmentation algorithms. Pattern Recognition 2010.",
       task="interactive segmentation", description="Berkeley interactive-segmentation masks on BSDS images")
