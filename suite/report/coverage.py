@@ -68,7 +68,20 @@ def paper_files(experiments: Iterable[registry.Experiment], papers_root: Path | 
             folders.add(folder)
             if (folder / "paper.yaml").is_file():  # a paper package: its siblings are papers too
                 folders.update(p.parent for p in folder.parent.glob("*/paper.yaml"))
-    return [claims_mod.load_paper(f / "paper.yaml") for f in sorted(folders) if (f / "paper.yaml").is_file()]
+    return [_load_paper(f / "paper.yaml") for f in sorted(folders) if (f / "paper.yaml").is_file()]
+
+
+_PAPERS: dict[tuple[str, int, int], claims_mod.Paper] = {}
+
+
+def _load_paper(path: Path) -> claims_mod.Paper:
+    """``claims.load_paper``, once per file version in a process: the report, the metrics files
+    and the closing summary each ask for every paper, and parsing them is seconds on 2 cores."""
+    st = path.stat()
+    ident = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if ident not in _PAPERS:
+        _PAPERS[ident] = claims_mod.load_paper(path)
+    return _PAPERS[ident]
 
 
 def _profiles(exp: registry.Experiment) -> tuple[tuple[str, tuple[str, ...]], ...]:
