@@ -23,8 +23,10 @@ sample whose scribbles are all void is skipped and the reason is logged and kept
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -137,6 +139,67 @@ class TrainingSet:
                            [self.scribbles[i] for i in indices], [self.labels[i] for i in indices], [])
 
 
+class _Column(Sequence):
+    """One field (image, scribbles or label) of a :class:`StreamingTrainingSet`, read on access."""
+
+    def __init__(self, owner: "StreamingTrainingSet", field_index: int):
+        self.owner, self.field_index = owner, field_index
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.owner.sample(int(index))[self.field_index]
+
+
+class StreamingTrainingSet:
+    """Training samples read from disk when a batch needs them (the full training set at native
+    size in float32 is about 24 GB), with the same interface as :class:`TrainingSet`.
+
+    ``images[i]``, ``scribbles[i]``, ``labels[i]`` load sample ``i`` through ``load(name)`` (which
+    returns the reader's sample and its dense label), validate and resize it as
+    :func:`add_training_sample` does, and keep at most ``cache`` samples (None = all: the small
+    mini sets are read once).
+    """
+
+    def __init__(self, names: Sequence[str], load: Callable[[str], tuple[dict, Any]], *, num_classes: int,
+                 side: int | None, cache: int | None = None, skipped: list | None = None):
+        self.names = list(names)
+        self.skipped = list(skipped or [])
+        self._load, self._num_classes, self._side = load, num_classes, side
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+        self._cache_size = cache
+        self.images, self.scribbles, self.labels = _Column(self, 0), _Column(self, 1), _Column(self, 2)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sample(self, index: int) -> tuple:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a training set of {len(self)} samples")
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        raw, label = self._load(self.names[index])
+        one = TrainingSet()
+        if not add_training_sample(one, raw, num_classes=self._num_classes, side=self._side, label=label):
+            raise ValueError(f"sample {self.names[index]}: its scribbles became all void after the index was built")
+        item = (one.images[0], one.scribbles[0], one.labels[0])
+        self._cache[index] = item
+        if self._cache_size is not None and len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return item
+
+    def subset(self, indices: Sequence[int]) -> "StreamingTrainingSet":
+        out = StreamingTrainingSet([self.names[i] for i in indices], self._load, num_classes=self._num_classes,
+                                   side=self._side, cache=self._cache_size)
+        return out
+
+
 @dataclass
 class EvaluationSet:
     """Evaluation samples: the network input at training resolution, the truth at native size.
@@ -225,37 +288,103 @@ def _limit(count: int, limit: int | None) -> range:
     return range(count if limit is None else min(count, int(limit)))
 
 
-def load_training_set(ctx, *, length: float) -> TrainingSet:
-    """The scribble-supervised training set of the profile, scribbles shortened to ``length``.
+def _heldout_names(names: Sequence[str], count: int) -> set[str]:
+    """``count`` names drawn once, with a fixed seed (the same for every run seed and length), for
+    the held-out validation split that selects the regularizers' weights."""
+    if count <= 0:
+        return set()
+    if count >= len(names):
+        raise ValueError(f"heldout_images: expected fewer than the {len(names)} training images, got {count}")
+    rng = np.random.default_rng(20190616)  # CVPR 2019; any fixed value: the split must not move with the seed
+    return {names[i] for i in rng.choice(len(names), size=count, replace=False)}
 
-    ``ctx.settings``: ``data`` ("mini-masks" or "voc"), ``num_classes``, ``side`` (training
-    resolution of the square mini scenes; None keeps the native size), ``train_images`` (None = all).
 
-    Raises:
-        DataUnavailable: a dataset is absent (the message names it and how to add it).
-        ValueError: a malformed sample (bad labels, size mismatch).
-    """
-    from suite.data.readers import SBD, ScribbleSup
+def _training_index(ctx, *, length: float):
+    """The training reader's ids (official split), the label loader, the validation ids and the
+    held-out ids. Raises ValueError when a validation image is in the training list."""
+    from suite.data.readers import SBD, VOC2012, ScribbleSup, read_sbd_mat
 
     s = ctx.settings
-    dataset = TrainingSet()
     if s["data"] == "mini-masks":
         root = _locate(ctx, "mini-masks")
         reader = ScribbleSup(root, length=length, split="train")
+        val_ids = VOC2012(root, split="val").items
         sbd = None
     else:
         scribbles_root, voc_root = _locate(ctx, "scribblesup"), _locate(ctx, "voc2012")
-        reader = ScribbleSup(scribbles_root, length=length, images_root=voc_root, split=None)
-        sbd = SBD(_locate(ctx, "sbd"), split=None)
-    sbd_index = {name: i for i, name in enumerate(sbd.items)} if sbd is not None else {}
-    for index in _limit(len(reader), s.get("train_images")):
-        sample = reader[index]
+        # rloss's list/train.txt (train_aug, 10,582 ids) or list/train<r>.txt for shortened scribbles
+        reader = ScribbleSup(scribbles_root, length=length, images_root=voc_root, split="train_aug")
+        val_ids = VOC2012(voc_root, split="val").items
+        sbd = SBD(_locate(ctx, "sbd"), split=None)  # only looked up by id, for the dense labels
+    names = [reader.items[i] for i in _limit(len(reader), s.get("train_images"))]
+    leaked = sorted(set(names) & set(val_ids))
+    if leaked:
+        raise ValueError(f"training list {getattr(reader, 'list_file', None) or reader.folder}: expected no "
+                         f"validation image, got {len(leaked)} (e.g. {leaked[:3]})")
+    sbd_ids = set(sbd.items) if sbd is not None else set()
+
+    def load(name: str):
+        sample = reader.load(name)
         label = sample.get("label")
-        if label is None and sample["name"] in sbd_index:
-            label = sbd[sbd_index[sample["name"]]]["label"]
-        add_training_sample(dataset, sample, num_classes=s["num_classes"], side=s.get("side"), label=label)
-    if not len(dataset):
-        raise ValueError(f"length {length}: every training sample was skipped ({dataset.skipped[:3]} ...)")
+        if label is None and name in sbd_ids:
+            label = read_sbd_mat(sbd.base / "cls" / f"{name}.mat")
+        return sample, label
+
+    return reader, names, load, val_ids
+
+
+def load_training_set(ctx, *, length: float, part: str = "train") -> StreamingTrainingSet:
+    """The scribble-supervised training set of the profile, scribbles shortened to ``length``,
+    streamed from disk (:class:`StreamingTrainingSet`).
+
+    Splits: mini-masks ``train``; full: the official train_aug list of the rloss distribution
+    (``list/train.txt``, or ``list/train<r>.txt`` for shortened scribbles). No VOC val image may
+    be in it (ValueError). ``heldout_images`` of the training ids (fixed draw) form the held-out
+    validation split (``part="heldout"``) that selects the regularizers' weights; ``part="train"``
+    is every other id, so no held-out image is trained on.
+
+    ``ctx.settings``: ``data`` ("mini-masks" or "voc"), ``num_classes``, ``side`` (training
+    resolution of the square mini scenes; None keeps the native size), ``train_images`` (None = all),
+    ``heldout_images`` (0 = none), ``train_cache`` (samples kept in memory; None = all).
+
+    Raises:
+        DataUnavailable: a dataset is absent (the message names it and how to add it).
+        ValueError: a malformed sample (bad labels, size mismatch), a validation image in the
+            training list, or every sample skipped.
+    """
+    if part not in ("train", "heldout"):
+        raise ValueError(f"part: expected 'train' or 'heldout', got {part!r}")
+    s = ctx.settings
+    reader, names, load, _ = _training_index(ctx, length=length)
+    # the held-out ids are drawn from the full-length list, so every length holds out the same images
+    heldout = _heldout_names(_training_index(ctx, length=1.0)[1] if length != 1.0 else names,
+                             int(s.get("heldout_images") or 0))
+    kept, skipped = [], []
+    for name in names:
+        if (name in heldout) != (part == "heldout"):
+            continue
+        scribbles = reader.scribbles(name)  # cheap: the PNG only; the image is read when a batch needs it
+        if (np.asarray(scribbles) == UNLABELLED).all():
+            _skip(skipped, name, "all scribble pixels are void (255): no supervision")
+            continue
+        kept.append(name)
+    if not kept:
+        raise ValueError(f"length {length}: every training sample was skipped ({skipped[:3]} ...)")
+    return StreamingTrainingSet(kept, load, num_classes=s["num_classes"], side=s.get("side"),
+                                cache=s.get("train_cache"), skipped=skipped)
+
+
+def load_heldout_set(ctx) -> EvaluationSet:
+    """The held-out validation split (``heldout_images`` training images with their dense labels),
+    as an evaluation set; empty when ``heldout_images`` is 0."""
+    s = ctx.settings
+    dataset = EvaluationSet()
+    if not int(s.get("heldout_images") or 0):
+        return dataset
+    _, names, load, _ = _training_index(ctx, length=1.0)
+    for name in sorted(_heldout_names(names, int(s["heldout_images"]))):
+        sample, label = load(name)
+        add_evaluation_sample(dataset, {**sample, "label": label}, num_classes=s["num_classes"], side=s.get("side"))
     return dataset
 
 

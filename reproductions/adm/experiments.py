@@ -18,7 +18,19 @@ trains CE toward X on all pixels; Table 2 reports that variant in its own column
 hard constraints in the proposals and the shallow experiment.
 No CRF post-processing at test time. mIOU and accuracies use one confusion matrix over the
 validation set (void ignored); trimap accuracy counts the pixels within 16 / 8 px of the void
-outline at the ground truth's native resolution.
+outline at the ground truth's native resolution (VOC, longest side 500 px); at mini the bands are
+scaled with the image: w = max(1, round(w_paper x longest side / 500)), so 4 and 2 px on the
+128 px scenes (the columns keep the paper's names trimap16 / trimap8).
+
+Initialisation. The full networks start from the user's ImageNet checkpoints (``weights`` or
+``$ENERGYBENCH_WEIGHTS/vgg16.pth``, ``resnet101.pth``, torchvision names, loaded strictly with
+DeepLab's fc6/fc7 decimation); a cell trained without one says "random init" first in its
+notes, and value claims on such records are not judged. Splits: the rloss train_aug list
+(``list/train.txt``; ``list/train<r>.txt`` for shortened scribbles) for training, VOC val for
+evaluation, and no validation image in the training list. Weights: the published ones at full;
+at mini each regularizer's weight is chosen on a held-out split of 40 training images (never
+trained on) among the same factors with the same budget, recorded as "Weight selection
+(held-out)" rows.
 
 Table 1 normalisation (the paper states none): the grid CRF loss of a network is the Potts
 energy Eq. (1) of its hard segmentation argmax S, ``sum_pq w_pq [X_p != X_q]`` with the Eq. (2)
@@ -67,12 +79,8 @@ def _datasets(cell, settings):
 
 
 def unavailable(ctx, networks) -> str | None:
-    """Why the cell cannot run here (a missing dataset, no torchvision), or None."""
-    reasons = adm_data.missing_datasets(ctx, adm_data.dataset_ids(ctx.settings))
-    if any(n in models.FULL_NETWORKS for n in networks) and not models.torchvision_available():
-        reasons.append("the full-profile DeepLab backbones need torchvision (pip install torchvision), "
-                       "which is not installed")
-    return "; ".join(reasons) or None
+    """Why the cell cannot run here (a missing dataset), or None."""
+    return "; ".join(adm_data.missing_datasets(ctx, adm_data.dataset_ids(ctx.settings))) or None
 
 
 def _run_or_not(ctx, networks, expected, measure):
@@ -95,6 +103,34 @@ def _skipped_note(result) -> str | None:
         return None
     names = ", ".join(name for name, _ in skipped[:5])
     return f"{len(skipped)} training samples skipped (all-void scribbles): {names}{' ...' if len(skipped) > 5 else ''}"
+
+
+def _note(result, *extra: str | None) -> str | None:
+    """A record's note: what the network started from first ("random init ..." marks a run whose
+    value claims are not judged, suite.harness.claims), the chosen weight, skipped samples."""
+    history = result.get("history") or {}
+    selection = result.get("selection")
+    chosen = (f"weight {selection['weight']:.4g} (x{selection['chosen']:g} of the profile's, chosen on "
+              f"{selection['heldout_images']} held-out images)" if selection and selection.get("heldout_images")
+              else None)
+    parts = [history.get("init"), chosen, *extra, _skipped_note(result)]
+    return "; ".join(p for p in parts if p) or None
+
+
+SELECTION_TABLE = "Weight selection (held-out)"
+
+
+def _record_selection(ctx, network: str, method: str, result) -> None:
+    """The weight search of ``method``: held-out mIOU of every candidate (Table 2's cells)."""
+    selection = result.get("selection")
+    if not selection or not selection.get("heldout_images"):
+        return
+    for candidate in selection["candidates"]:
+        chosen = candidate["factor"] == selection["chosen"]
+        ctx.record(table=SELECTION_TABLE, row=f"{network} {METHOD_COLUMNS[method]}",
+                   column=f"x{candidate['factor']:g}", metric="heldout_miou", value=candidate["heldout_miou"],
+                   n=selection["heldout_images"], unit="%", higher_is_better=True,
+                   note=f"weight {candidate['weight']:.4g}" + (" (chosen)" if chosen else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +157,7 @@ def table1(ctx, cell):
 
     def measure():
         result = training.evaluation(ctx, network=network, method=method)
-        note = _skipped_note(result)
+        note = _note(result)
         for split, key in (("train", "train_subset"), ("val", "val")):
             part = result[key]
             # std: the standard error of the mean over the images (the noise of the compared means).
@@ -164,13 +200,15 @@ def table2(ctx, cell):
     def measure():
         result = training.evaluation(ctx, network=network, method=method)
         ctx.record(row=network, column=METHOD_COLUMNS[method], metric="miou", value=result["val"]["miou"],
-                   n=result["val"]["n"], unit="%", higher_is_better=True, note=_skipped_note(result))
+                   n=result["val"]["n"], unit="%", higher_is_better=True, note=_note(result))
+        _record_selection(ctx, network, method, result)
         if method == ADM:
             # "ADM is within about a point of dense-CRF GD": the same cell measures the gap, with
             # the dense-CRF model taken from (or added to) the shared model cache.
             dense = training.evaluation(ctx, network=network, method="dense-gd")
             ctx.record(row=network, column=GAP_COLUMN, metric="miou_gap",
-                       value=result["val"]["miou"] - dense["val"]["miou"], unit="points", higher_is_better=True)
+                       value=result["val"]["miou"] - dense["val"]["miou"], unit="points", higher_is_better=True,
+                       note=_note(result))
 
     return _run_or_not(ctx, [network], expected, measure)
 
@@ -205,7 +243,7 @@ def table3(ctx, cell):
                             reason="no pixel of the validation set lies in this trimap band")
             else:
                 ctx.record(row=network, column=METHOD_COLUMNS[method], metric=metric, value=value,
-                           n=result["val"]["n"], unit="%", higher_is_better=True)
+                           n=result["val"]["n"], unit="%", higher_is_better=True, note=_note(result))
 
     return _run_or_not(ctx, [network], expected, measure)
 
@@ -234,7 +272,8 @@ def fig3(ctx, cell):
         for point in result["history"]["curve"] or []:
             for metric in ("grid_crf_loss", "grid_crf_relaxed"):
                 ctx.record(row=row, column="train subset", metric=metric, value=point[metric], step=int(point["step"]),
-                           n=point["n"], unit="per pixel", higher_is_better=False, note=f"network {network}")
+                           n=point["n"], unit="per pixel", higher_is_better=False,
+                           note=_note(result, f"network {network}"))
 
     return _run_or_not(ctx, [network], expected, measure)
 
@@ -287,7 +326,7 @@ def fig6(ctx, cell):
 
     def measure():
         result = training.evaluation(ctx, network=network, method=method, length=length)
-        note = f"network {network}" + (f"; {_skipped_note(result)}" if _skipped_note(result) else "")
+        note = _note(result, f"network {network}")
         values = {"miou": result["val"]["miou"], "accuracy": result["val"]["accuracy"]}
         if length < 1.0:
             # Degradation with respect to the full-length scribbles (the same model as Table 2's).

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 import zlib
@@ -97,10 +98,11 @@ def _versions(ctx) -> dict:
     return {d: registry.version(d) for d in adm_data.dataset_ids(ctx.settings)}
 
 
-def training_set(ctx, *, length: float) -> adm_data.TrainingSet:
-    key = _data_key(ctx, "train", float(length))
+def training_set(ctx, *, length: float, part: str = "train") -> adm_data.StreamingTrainingSet:
+    """The training set (``part="train"``) or the held-out split of it, cached per process."""
+    key = _data_key(ctx, part, float(length), ctx.settings.get("heldout_images"))
     if key not in _DATA:
-        _DATA[key] = adm_data.load_training_set(ctx, length=length)
+        _DATA[key] = adm_data.load_training_set(ctx, length=length, part=part)
     else:
         for dataset_id in adm_data.dataset_ids(ctx.settings):
             ctx.data.path(dataset_id)  # record the versions read, as a fresh load would
@@ -111,6 +113,14 @@ def evaluation_set(ctx) -> adm_data.EvaluationSet:
     key = _data_key(ctx, "val")
     if key not in _DATA:
         _DATA[key] = adm_data.load_evaluation_set(ctx)
+    return _DATA[key]
+
+
+def heldout_set(ctx) -> adm_data.EvaluationSet:
+    """The held-out validation split (training images never trained on) that selects the weights."""
+    key = _data_key(ctx, "heldout", ctx.settings.get("heldout_images"))
+    if key not in _DATA:
+        _DATA[key] = adm_data.load_heldout_set(ctx)
     return _DATA[key]
 
 
@@ -197,7 +207,7 @@ def proposals_for(dataset: adm_data.TrainingSet, *, smoothness: float, iteration
     for image, scribbles in zip(dataset.images, dataset.scribbles):
         labels = seeded.grid_segmentation(image.permute(1, 2, 0).numpy(), scribbles.numpy(),
                                           smoothness=smoothness, iterations=iterations)
-        out.append(torch.from_numpy(labels))
+        out.append(torch.from_numpy(np.asarray(labels, np.uint8)))  # uint8: 10,582 maps at native size
     return out
 
 
@@ -328,39 +338,134 @@ def train_network(model: torch.nn.Module, dataset: adm_data.TrainingSet, *, meth
 # ---------------------------------------------------------------------------------------------
 # The cache
 # ---------------------------------------------------------------------------------------------
-def cache_payload(ctx, *, network: str, method: str, length: float) -> dict:
+def cache_payload(ctx, *, network: str, method: str, length: float, factor: float | None = None) -> dict:
     from suite.harness import keys, provenance
 
     s = ctx.settings
-    return {
+    init = models.initial_weights(s, network)
+    payload = {
         "network": network, "method": method, "length": float(length), "seed": ctx.seed, "profile": ctx.profile,
         "settings": {k: s.get(k) for k in TRAINING_KEYS}, "data": _versions(ctx),
         "source": keys.source_hash(__name__), "device_class": provenance.device_class(ctx.device),
+        "init": str(init) if init is not None else None,
     }
+    if factor is not None:
+        payload["factor"] = float(factor)
+    return payload
 
 
 def cache_path(payload: dict) -> Path:
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    name = f"{payload['network']}-{payload['method']}-len{payload['length']:g}-{digest}.pt"
+    factor = f"-x{payload['factor']:g}" if payload.get("factor") is not None else ""
+    name = f"{payload['network']}-{payload['method']}{factor}-len{payload['length']:g}-{digest}.pt"
     return cache_root() / name
 
 
 def new_network(ctx, network: str) -> torch.nn.Module:
-    """The network with its seed-determined initialisation (the same for every method)."""
+    """The network with its seed-determined initialisation (the same for every method), from the
+    ImageNet checkpoint of :func:`models.initial_weights` when one is given (loaded strictly)."""
     s = ctx.settings
     torch.manual_seed(derived_seed(ctx.seed, network, "init"))
-    return models.build_network(network, num_classes=s["num_classes"], weights=(s.get("weights") or {}).get(network))
+    return models.build_network(network, num_classes=s["num_classes"], weights=models.initial_weights(s, network),
+                                width=s.get("backbone_width", 1.0))
 
 
-def trained_model(ctx, *, network: str, method: str, length: float = 1.0) -> Trained:
+#: The first segment of a record's note for a network trained without its ImageNet checkpoint;
+#: the claim engine does not judge value claims on such records (suite.harness.claims).
+RANDOM_INIT = "random init"
+
+
+def init_note(settings, network: str) -> str:
+    """What ``network`` started from, for the records' notes."""
+    path = models.initial_weights(settings, network)
+    if path is not None:
+        return f"initialised from {path}"
+    if network in models.FULL_NETWORKS:
+        return (f"{RANDOM_INIT} (no ImageNet checkpoint: set weights or ${models.WEIGHTS_ENV}/"
+                f"{models.WEIGHT_FILES[network]}; the paper starts from ImageNet weights)")
+    return f"{RANDOM_INIT} (the mini networks have no pretrained counterpart)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights of the regularizers, selected on the held-out split
+# ---------------------------------------------------------------------------------------------
+#: The setting each regularized method's searched weight scales (the regularizer's strength).
+SEARCHED = {"dense-gd": ("dense_gd", "weight"), "grid-gd": ("grid_gd", "weight"),
+            "grid-adm": ("adm", "smoothness"), "grid-adm-public": ("adm", "smoothness")}
+
+
+def scaled_settings(settings, method: str, factor: float) -> dict:
+    """``settings`` with the weight of ``method`` (:data:`SEARCHED`) multiplied by ``factor``."""
+    if method not in SEARCHED:
+        raise ValueError(f"method: expected one of {tuple(SEARCHED)}, got {method!r}")
+    group, key = SEARCHED[method]
+    out = dict(settings)
+    out[group] = {**settings[group], key: float(settings[group][key]) * float(factor)}
+    return out
+
+
+def select_weight(ctx, *, network: str, method: str) -> dict:
+    """Choose the weight factor of ``method`` on the held-out split (cached JSON, locked).
+
+    Every candidate of ``weight_search`` (factors of the profile's weight; the same list and the
+    same phase-2 budget for every regularized method) is trained at full scribble length from
+    the shared phase-1 model and scored by its mIOU on the held-out split (training images never
+    trained on); the best factor wins (ties: the one closest to 1). With one candidate nothing
+    is trained for the choice.
+
+    Returns:
+        ``{"chosen": factor, "weight": the chosen weight, "candidates": [{"factor", "weight",
+        "heldout_miou"}, ...], "heldout_images": n}``.
+    """
+    from suite.harness.store import write_json_atomic
+
+    factors = [float(f) for f in (ctx.settings.get("weight_search") or [1.0])]
+    group, key = SEARCHED[method]
+    base = float(ctx.settings[group][key])
+    if len(factors) == 1:
+        return {"chosen": factors[0], "weight": base * factors[0], "heldout_images": 0,
+                "candidates": [{"factor": factors[0], "weight": base * factors[0], "heldout_miou": None}]}
+    payload = cache_payload(ctx, network=network, method=method, length=1.0)
+    path = cache_path(payload).with_suffix(".selection.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_suffix(".lock"))):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+        heldout = heldout_set(ctx)
+        if not len(heldout):
+            raise ValueError(f"weight_search {factors}: needs a held-out split (heldout_images > 0)")
+        candidates = []
+        for factor in factors:
+            trained = trained_model(ctx, network=network, method=method, length=1.0, factor=factor)
+            with limit_threads(torch_threads=ctx.settings.get("threads")):
+                scores = evaluate_segmentation(trained.model, heldout, num_classes=ctx.settings["num_classes"],
+                                               device=ctx.device, trimap_widths=())
+            candidates.append({"factor": factor, "weight": base * factor, "heldout_miou": scores["miou"]})
+        best = max(candidates, key=lambda c: (c["heldout_miou"], -abs(math.log(c["factor"]))))
+        result = {"chosen": best["factor"], "weight": best["weight"], "candidates": candidates,
+                  "heldout_images": len(heldout)}
+        write_json_atomic(path, result)
+        return result
+
+
+def trained_model(ctx, *, network: str, method: str, length: float = 1.0, factor: float | None = None) -> Trained:
     """The model of ``method`` on ``network`` trained with scribbles of ``length``; cached.
 
+    A regularized method (:data:`SEARCHED`) trains with its weight times ``factor``; None takes
+    the factor :func:`select_weight` chose on the held-out split (at full scribble length; the
+    shortened-scribble runs reuse it, as the paper keeps its parameters).
+
     Raises:
-        adm_data.DataUnavailable: a dataset is missing. models.NetworkUnavailable: no torchvision.
+        adm_data.DataUnavailable: a dataset is missing. ValueError: a checkpoint that does not fit.
     """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    payload = cache_payload(ctx, network=network, method=method, length=length)
+    if method in SEARCHED and factor is None:
+        factor = select_weight(ctx, network=network, method=method)["chosen"]
+    payload = cache_payload(ctx, network=network, method=method, length=length, factor=factor)
     path = cache_path(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.with_suffix(".lock"))):
@@ -372,16 +477,20 @@ def trained_model(ctx, *, network: str, method: str, length: float = 1.0) -> Tra
                 return Trained(model.to(ctx.device).eval(), stored["history"], cached=True)
             except Exception:  # a corrupt or stale file is retrained, never trusted
                 path.unlink(missing_ok=True)
-        trained = _train(ctx, network=network, method=method, length=length)
+        trained = _train(ctx, network=network, method=method, length=length, factor=factor)
         state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
         save_atomic(path, {"state": state, "history": trained.history, "payload": json.loads(json.dumps(payload, default=str))})
         return trained
 
 
-def _train(ctx, *, network: str, method: str, length: float) -> Trained:
+def _train(ctx, *, network: str, method: str, length: float, factor: float | None = None) -> Trained:
     s = for_network(ctx.settings, network)
+    if factor is not None:
+        s = scaled_settings(s, method, factor)
     dataset = training_set(ctx, length=length)
-    history: dict[str, Any] = {"skipped": [list(x) for x in dataset.skipped], "train_images": len(dataset)}
+    history: dict[str, Any] = {"skipped": [list(x) for x in dataset.skipped], "train_images": len(dataset),
+                               "train_names": list(dataset.names), "init": init_note(s, network),
+                               "factor": factor}
     curve = None
     if method in ("grid-gd", "grid-adm") and network == s["figure_network"] and float(length) == 1.0:
         subset = dataset.subset(subset_indices(len(dataset), s["train_subset"], seed=ctx.seed))
@@ -419,12 +528,23 @@ def predict(model, inputs: torch.Tensor, size, *, device: str) -> torch.Tensor:
         return losses.upsample(logits, size).softmax(1).cpu()
 
 
+def trimap_width(width: int, shape, *, reference: int | None) -> int:
+    """The band half-width used on a ground truth of ``shape``: the paper's ``width`` (8 or 16 px
+    on VOC images, whose longest side is 500 px) scaled by ``longest side / reference``, rounded,
+    at least 1 (the mini scenes: 128 px -> 16 px becomes 4, 8 px becomes 2); ``reference`` None
+    keeps ``width`` (full profile)."""
+    if reference is None:
+        return int(width)
+    return max(1, int(round(width * max(shape[:2]) / float(reference))))
+
+
 def evaluate_segmentation(model, evalset: adm_data.EvaluationSet, *, num_classes: int, device: str,
-                          trimap_widths=(16, 8)) -> dict:
+                          trimap_widths=(16, 8), trimap_reference: int | None = None) -> dict:
     """mIOU, pixel accuracy and trimap accuracies on the evaluation set (VOC protocol).
 
     One confusion matrix over the whole set (``metrics.segmentation``), void (255) ignored;
-    the trimap band is ``dilate(gt == 255, square(2w+1)) & gt != 255`` at the native resolution.
+    the trimap band is ``dilate(gt == 255, square(2w+1)) & gt != 255`` at the native resolution,
+    ``w`` from :func:`trimap_width` (the keys stay ``trimap16`` / ``trimap8``, the paper's names).
     """
     model.eval()
     total = ConfusionMatrix(num_classes, ignore_index=255)
@@ -433,7 +553,7 @@ def evaluate_segmentation(model, evalset: adm_data.EvaluationSet, *, num_classes
         pred = predict(model, inputs[None], label.shape, device=device).argmax(1)[0].numpy()
         total.update(pred, label)
         for w, matrix in bands.items():
-            mask = trimap_mask(label, w)
+            mask = trimap_mask(label, trimap_width(w, label.shape, reference=trimap_reference))
             if mask.any():
                 matrix.update(pred, label, mask=mask)
     out = {"miou": 100.0 * total.miou(), "accuracy": 100.0 * total.pixel_accuracy(), "n": len(evalset)}
@@ -451,7 +571,9 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
     """
     from suite.harness.store import write_json_atomic
 
-    payload = cache_payload(ctx, network=network, method=method, length=length)
+    selection = select_weight(ctx, network=network, method=method) if method in SEARCHED else None
+    factor = selection["chosen"] if selection else None
+    payload = cache_payload(ctx, network=network, method=method, length=length, factor=factor)
     path = cache_path(payload).with_suffix(".eval.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.with_suffix(".lock"))):
@@ -461,12 +583,13 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
         s = ctx.settings
-        trained = trained_model(ctx, network=network, method=method, length=length)
+        trained = trained_model(ctx, network=network, method=method, length=length, factor=factor)
         evalset = evaluation_set(ctx)
         dataset = training_set(ctx, length=length)
         subset = dataset.subset(subset_indices(len(dataset), s["train_subset"], seed=ctx.seed))
         with limit_threads(torch_threads=s.get("threads")):
             result = _measure(ctx, trained, evalset, subset)
+        result["selection"] = selection
         write_json_atomic(path, result)
         return result
 
@@ -474,10 +597,12 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
 def _measure(ctx, trained: Trained, evalset, subset) -> dict:
     s = ctx.settings
     segmentation = evaluate_segmentation(trained.model, evalset, num_classes=s["num_classes"], device=ctx.device,
-                                         trimap_widths=tuple(s["trimap_widths"]))
+                                         trimap_widths=tuple(s["trimap_widths"]),
+                                         trimap_reference=s.get("trimap_reference"))
     return {
         "val": {**segmentation, **grid_curve_point(trained.model, evalset.inputs, device=ctx.device)},
         "train_subset": grid_curve_point(trained.model, subset.images, device=ctx.device),
-        "history": {k: trained.history.get(k) for k in ("curve", "seconds", "skipped", "train_images")},
+        "history": {k: trained.history.get(k) for k in ("curve", "seconds", "skipped", "train_images", "init",
+                                                         "factor")},
         "val_skipped": [list(x) for x in evalset.skipped],
     }

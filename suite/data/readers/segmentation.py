@@ -243,13 +243,53 @@ def scribble_folder(length: float) -> str:
     return "pascal_2012_scribble" if length == 1.0 else f"pascal_2012_scribble_len{length:g}"
 
 
+def _read_list_ids(path: Path) -> list[str]:
+    """Image ids of a list file: one id per line, or DeepLab-style path pairs
+    (``/JPEGImages/<id>.jpg /pascal_2012_scribble/<id>.png``: the stem of the first path)."""
+    return [Path(line.split()[0]).stem for line in path.read_text().splitlines() if line.strip()]
+
+
+#: Where the official lists of the regularized-loss distribution are looked for (``exper/
+#: pascal_scribble/list/`` of rloss / adm-seg, copied beside the scribble folders).
+SCRIBBLE_LIST_FOLDERS = ("list", "lists", "exper/pascal_scribble/list", ".")
+#: The list names of a split: rloss calls the 10,582-image train_aug list ``train.txt``; the
+#: shortened-scribble lists are ``train<r>.txt`` (``train0.txt`` = clicks).
+SCRIBBLE_SPLITS = {"train_aug": ("train_aug", "train"), "val": ("val",), "train_sample": ("train_sample",)}
+
+
+def scribble_list(root: PathLike, split: str, *, length: float = 1.0) -> Path | None:
+    """The official list file of ``split`` for scribbles of ``length`` under ``root``, or None.
+
+    For ``train_aug`` and a shortened length ``r`` the list ``train<r>.txt`` comes first (rloss
+    ships one per length), then the full-length list.
+    """
+    root = Path(root)
+    names = list(SCRIBBLE_SPLITS.get(split, (split,)))
+    if split == "train_aug" and length != 1.0:
+        names.insert(0, f"train{length:g}")
+    for name in names:
+        for folder in SCRIBBLE_LIST_FOLDERS:
+            candidate = root / folder / f"{name}.txt"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 class ScribbleSup(LazySequence):
     """ScribbleSup scribbles as distributed for regularized-loss training: one PNG of class ids
     per image (255 = unlabelled) in ``pascal_2012_scribble/``; shortened variants in
     ``pascal_2012_scribble_len{0.8,0.5,0.3,0}/`` (0 = clicks). Images come from a VOC layout in
-    ``images_root`` (default: ``root``); dense labels are added when present there."""
+    ``images_root`` (default: ``root``); dense labels are added when present there.
 
-    layout = "pascal_2012_scribble/<id>.png (+ pascal_2012_scribble_len<r>/); VOC JPEGImages/ for the images"
+    ``split``: None = every scribble PNG; ``train_aug`` / ``val`` / ``train_sample`` = the
+    official rloss list (:func:`scribble_list`: ``list/train.txt``, ``list/train<r>.txt`` for the
+    shortened scribbles, ``list/val.txt``) when ``root`` has it, else for ``train``/``val`` /
+    ``trainval`` the VOC ``ImageSets/Segmentation/<split>.txt``. A named split whose list is
+    absent raises :class:`LayoutError`; an id of the list without a scribble PNG raises too.
+    """
+
+    layout = ("pascal_2012_scribble/<id>.png (+ pascal_2012_scribble_len<r>/), list/{train,train<r>,val}.txt; "
+              "VOC JPEGImages/ for the images")
 
     def __init__(self, root: PathLike, *, length: float = 1.0, images_root: PathLike | None = None,
                  split: str | None = None):
@@ -258,19 +298,38 @@ class ScribbleSup(LazySequence):
         if not self.folder.is_dir():
             raise LayoutError(self.root, f"scribble folder {self.folder.name}/ not found", self.layout)
         self.voc = _voc_base(Path(images_root) if images_root is not None else self.root)
-        ids = [p.stem for p in sorted_glob(self.folder, "*.png")]
-        if split is not None:
-            wanted = set(_read_id_list(self.voc / "ImageSets" / "Segmentation" / f"{split}.txt"))
-            ids = [i for i in ids if i in wanted]
+        present = [p.stem for p in sorted_glob(self.folder, "*.png")]
+        self.list_file = None
+        if split is None:
+            ids = present
+        else:
+            self.list_file = scribble_list(self.root, split, length=length)
+            if self.list_file is None:
+                voc_list = self.voc / "ImageSets" / "Segmentation" / f"{split}.txt"
+                if not voc_list.is_file():
+                    raise LayoutError(self.root, f"no list for split {split!r} (looked for "
+                                      f"{', '.join(SCRIBBLE_SPLITS.get(split, (split,)))}.txt in "
+                                      f"{', '.join(SCRIBBLE_LIST_FOLDERS)} and {voc_list})", self.layout)
+                wanted = set(_read_id_list(voc_list))
+                ids = [i for i in present if i in wanted]
+            else:
+                ids = list(dict.fromkeys(_read_list_ids(self.list_file)))
+                absent = sorted(set(ids) - set(present))
+                if absent:
+                    raise LayoutError(self.root, f"{len(absent)} ids of {self.list_file.name} have no scribble PNG "
+                                      f"in {self.folder.name}/ (e.g. {absent[:3]})", self.layout)
         self.items = ids
         self._require_items("scribble PNGs")
+
+    def scribbles(self, image_id: str) -> np.ndarray:
+        """Only the scribble map of ``image_id`` (no image read)."""
+        return read_palette_png(self.folder / f"{image_id}.png")
 
     def load(self, image_id: str):
         image_path = find_image(self.voc / "JPEGImages", image_id)
         if image_path is None:
             raise FileNotFoundError(f"image {image_id!r} not found in {self.voc / 'JPEGImages'}")
-        sample = {"name": image_id, "image": read_image(image_path),
-                  "scribbles": read_palette_png(self.folder / f"{image_id}.png")}
+        sample = {"name": image_id, "image": read_image(image_path), "scribbles": self.scribbles(image_id)}
         label = self.voc / "SegmentationClass" / f"{image_id}.png"
         sample["label"] = read_palette_png(label) if label.is_file() else None
         return sample
