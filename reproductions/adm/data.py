@@ -10,9 +10,16 @@ Everything is read through the data registry (``ctx.data.path(id)``) and the rea
   regularized-loss code (``scribblesup``: ``pascal_2012_scribble[_len<r>]/``) and SBD (``sbd``)
   for the dense labels of the 10,582 augmented training images (full supervision only).
 
-Training samples are brought to the training resolution once: the image by antialiased
-bilinear resizing, the scribbles and dense labels by a block vote (:func:`shrink_labels`), so
-that thin strokes and clicks survive the downscaling. Evaluation keeps the ground truth at its
+Splits: the training ids are the official rloss list (``list/train.txt`` = train_aug, 10,582
+ids; ``list/train<r>.txt`` for the shortened scribbles) at full and the ``train`` split of
+mini-masks; evaluation is VOC 2012 val (1,449) or the mini-masks val split; a training list that
+holds a validation id is refused. ``heldout_images`` training ids (a fixed draw) are set aside
+as the held-out split that selects the regularizers' weights and are never trained on.
+
+Training samples are streamed (:class:`StreamingTrainingSet`): read from disk when a batch needs
+them and brought to the training resolution then: the image by antialiased bilinear resizing,
+the scribbles and dense labels by a block vote (:func:`shrink_labels`), so that thin strokes and
+clicks survive the downscaling. Evaluation keeps the ground truth at its
 native resolution; the network's logits are upsampled to it.
 
 Bad input never passes silently: labels outside ``[0, K)`` other than 255 and images whose
