@@ -583,8 +583,11 @@ class LSM(nn.Module):
         out = out[:, :min(out.shape[1], out.shape[-2] * out.shape[-1])]
         # Flow: V_x from the u problem's items, V_y from the v problem's: (B, 2, K, h, w).
         basis = out if problems == 1 else torch.stack(out.split(b, 0), 1)
+        # The inputs were validated once at the entry (check_inputs); D is a damped Gauss-Newton
+        # matrix (sums of squares, PSD by construction), so the solver's value checks (a host
+        # sync each, at every iteration of every level) are skipped; shapes are still checked.
         step = subspace_step(x, basis, hessian, gradient, project=config.variant != "no_projection",
-                             ridge=config.ridge, flow_system=config.flow_system)
+                             ridge=config.ridge, flow_system=config.flow_system, check_values=False)
         return step, basis
 
 

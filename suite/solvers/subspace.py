@@ -137,8 +137,12 @@ def _check_tensor(value: object, name: str, layout: str, ndims: tuple[int, ...] 
     return value
 
 
-def _check_inputs(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor) -> Tensor:
-    """Validate and return the basis as ``(B, C, K, H, W)`` (a shared basis expanded)."""
+def _check_inputs(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *, check_values: bool = True) -> Tensor:
+    """Validate and return the basis as ``(B, C, K, H, W)`` (a shared basis expanded).
+
+    Types, shapes, dtypes and devices are always checked (metadata only, no device sync);
+    ``check_values`` adds the finiteness and positive-semi-definiteness checks, which read the
+    values (a host sync per check on an accelerator)."""
     x = _check_tensor(x, "x", "(B, C, H, W)")
     basis = _check_tensor(basis, "basis", "(B, K, H, W), or (B, 2, K, H, W) for flow", (4, 5))
     hessian = _check_tensor(hessian, "hessian", "(B, 1, H, W) or (B, 3, H, W)")
@@ -167,6 +171,16 @@ def _check_inputs(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor) -
                          f"{hessian.shape[1]}")
     if gradient.shape[1] != c:
         raise ValueError(f"gradient: expected C = {c} channels like x, got {gradient.shape[1]}")
+    if check_values:
+        _check_values(x, basis, hessian, gradient)
+    if basis.ndim == 4:
+        basis = basis.unsqueeze(1).expand(b, c, k, h, w)
+    return basis
+
+
+def _check_values(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor) -> None:
+    """Finite inputs and a positive semi-definite D (beyond rounding); reads the values."""
+    c = x.shape[1]
     with torch.no_grad():
         for name, t in (("x", x), ("basis", basis), ("hessian", hessian), ("gradient", gradient)):
             if not bool(torch.isfinite(t).all()):
@@ -185,9 +199,6 @@ def _check_inputs(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor) -
                 raise ValueError(f"hessian: expected positive semi-definite 2x2 blocks (D_uu, D_vv >= 0 and "
                                  f"D_uu D_vv - D_uv^2 >= 0), got min(D_uu, D_vv) = {float(low):.3g} and a "
                                  f"smallest determinant of {float(det):.3g}")
-    if basis.ndim == 4:
-        basis = basis.unsqueeze(1).expand(b, c, k, h, w)
-    return basis
 
 
 # ------------------------------------------------------------------------------- linear algebra
@@ -283,7 +294,7 @@ def _coefficients(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *
 
 
 def subspace_coefficients(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *, project: bool = True,
-                          ridge: float = DEFAULT_RIDGE, flow_system: str = "cramer") -> Tensor:
+                          ridge: float = DEFAULT_RIDGE, flow_system: str = "cramer", check_values: bool = True) -> Tensor:
     """The coefficients ``c`` of the increment in the basis (Eq. 6, or Eq. 4 without projection).
 
     ``c = -(V'DV)^-1 V'(d + D r)`` with ``r = (V(V'V)^-1V' - I) x`` when ``project``, else
@@ -299,12 +310,12 @@ def subspace_coefficients(x: Tensor, basis: Tensor, hessian: Tensor, gradient: T
     """
     project, ridge = _check_project(project), _check_ridge(ridge)
     flow_system = _check_flow_system(flow_system)
-    basis = _check_inputs(x, basis, hessian, gradient)
+    basis = _check_inputs(x, basis, hessian, gradient, check_values=check_values)
     return _coefficients(x, basis, hessian, gradient, project=project, ridge=ridge, flow_system=flow_system)[0]
 
 
 def subspace_step(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *, project: bool = True,
-                  ridge: float = DEFAULT_RIDGE, flow_system: str = "cramer") -> Tensor:
+                  ridge: float = DEFAULT_RIDGE, flow_system: str = "cramer", check_values: bool = True) -> Tensor:
     """One LSM iteration: minimise the quadratic model of the data term over a learned subspace.
 
     With ``project`` (the paper's method, Sec. 3.3)::
@@ -333,6 +344,11 @@ def subspace_step(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *
         project: project ``x`` onto span(V) first (Eq. 5-6); False gives Eq. 4.
         ridge: relative diagonal shift ``>= 0`` of the K x K systems.
         flow_system: ``"cramer"`` (the paper) or ``"joint"``; ignored for ``C = 1``.
+        check_values: also check that the inputs are finite and D positive semi-definite (reads
+            the values: one host sync per check on an accelerator). Shapes, dtypes and devices
+            are always checked. A caller that guarantees both by construction and validates its
+            own inputs once (the LSM model: Gauss-Newton D, checked images) passes False in its
+            inner loop.
 
     Returns:
         ``(B, C, H, W)`` the updated solution, differentiable with respect to all four inputs.
@@ -346,7 +362,8 @@ def subspace_step(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *
             B/H/W, dtype or device differ from x, C is not 1 or 2, a 5-dim basis has not C
             bases, hessian has not 1 (C = 1) or 3 (C = 2) channels, K is not in [1, H W], an
             input has NaN or inf, D has a negative diagonal entry or a 2 x 2 block that is not
-            positive semi-definite (beyond rounding), ``ridge`` is negative, ``project`` is not a
+            positive semi-definite (beyond rounding) (these two only with ``check_values``),
+            ``ridge`` is negative, ``project`` is not a
             bool or ``flow_system`` is unknown.
 
     Warns:
@@ -355,7 +372,7 @@ def subspace_step(x: Tensor, basis: Tensor, hessian: Tensor, gradient: Tensor, *
     """
     project, ridge = _check_project(project), _check_ridge(ridge)
     flow_system = _check_flow_system(flow_system)
-    basis = _check_inputs(x, basis, hessian, gradient)
+    basis = _check_inputs(x, basis, hessian, gradient, check_values=check_values)
     c, projection = _coefficients(x, basis, hessian, gradient, project=project, ridge=ridge,
                                   flow_system=flow_system)
     v = basis.flatten(3)  # (B, C, K, N)

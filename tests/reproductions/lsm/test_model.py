@@ -245,3 +245,34 @@ def test_flow_system_option_changes_the_solve_only():
     with torch.no_grad():
         a, b = cramer("flow", inputs).solution, joint("flow", inputs).solution
     assert torch.isfinite(b).all() and (a - b).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("task", ["stereo", "flow"])
+def test_inputs_are_value_checked_once_per_forward(monkeypatch, task):
+    # The solver's value checks (a host sync each) ran at every LSM iteration; the model checks
+    # its inputs once at the entry and calls the solver with check_values=False: the number of
+    # isfinite calls does not grow with the iterations.
+    import suite.solvers.subspace as solver
+
+    counts = {}
+    real = torch.isfinite
+
+    def counting(*args, **kwargs):
+        counts["n"] = counts.get("n", 0) + 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "isfinite", counting)
+    calls = []
+    real_step = solver.subspace_step
+    monkeypatch.setattr("reproductions.lsm.model.subspace_step",
+                        lambda *a, **k: calls.append(k.get("check_values", True)) or real_step(*a, **k))
+    seen = []
+    for iterations in ((1, 1, 1, 1), (1, 3, 3, 3)):
+        torch.manual_seed(0)
+        model = build_lsm(LSMConfig(**{**TINY, "iterations": iterations})).eval()
+        counts["n"] = 0
+        with torch.no_grad():
+            model(task, make_inputs(task, b=1, h=64, w=64))
+        seen.append(counts["n"])
+    assert seen[0] == seen[1] >= 1, seen
+    assert calls and not any(calls)

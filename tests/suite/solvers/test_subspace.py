@@ -558,3 +558,49 @@ def test_bad_project_raises():
         subspace_step(*make_problem(), project=1)
     with pytest.raises(ValueError, match="project"):
         SubspaceMinimization(project="yes")
+
+
+# ------------------------------------------------------------------------------- check_values=False
+
+VALUE_CHECKS = [b for b in BAD_INPUTS if b[0] in ("NaN x", "inf basis", "NaN hessian", "NaN gradient",
+                                                  "non-PSD block", "negative D_vv")]
+# A NaN / inf in the basis or D reaches the pseudo-inverse fallback, which then fails itself
+# (LinAlgError: garbage in, no step); these ones give a (garbage) step.
+UNCHECKED_STEPS = [b for b in VALUE_CHECKS if b[0] in ("NaN x", "NaN gradient", "non-PSD block", "negative D_vv")]
+
+
+@pytest.mark.parametrize("label, changes, message", UNCHECKED_STEPS, ids=[b[0] for b in UNCHECKED_STEPS])
+def test_check_values_false_skips_only_the_value_checks(label, changes, message):
+    # The inner loop of a caller that validated its inputs once (the LSM model) skips the value
+    # checks, each of which reads the tensors (a host sync on an accelerator) ...
+    args = _with(**changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = subspace_step(args["x"], args["basis"], args["hessian"], args["gradient"], check_values=False)
+    assert out.shape == args["x"].shape
+    with pytest.raises(ValueError, match=message):
+        subspace_step(args["x"], args["basis"], args["hessian"], args["gradient"], check_values=True)
+
+
+@pytest.mark.parametrize("label, changes, message", [b for b in BAD_INPUTS if b not in VALUE_CHECKS],
+                         ids=[b[0] for b in BAD_INPUTS if b not in VALUE_CHECKS])
+def test_check_values_false_still_checks_shapes(label, changes, message):
+    # ... but keeps the metadata checks (types, shapes, dtypes, devices: no sync).
+    args = _with(**changes)
+    with pytest.raises(ValueError, match=message):
+        subspace_step(args["x"], args["basis"], args["hessian"], args["gradient"], check_values=False)
+
+
+@pytest.mark.parametrize("channels, system, separate", CASES, ids=CASE_IDS)
+def test_check_values_false_reads_no_values_and_gives_the_same_step(monkeypatch, channels, system, separate):
+    x, basis, hessian, gradient = make_problem(2, channels, k=3, seed=83, separate=separate)
+    expected = subspace_step(x, basis, hessian, gradient, flow_system=system)
+    # isfinite is what the value checks call first; the solve itself does not use it.
+    def forbidden(*_, **__):
+        raise AssertionError("a value check ran with check_values=False")
+    monkeypatch.setattr(torch, "isfinite", forbidden)
+    got = subspace_step(x, basis, hessian, gradient, flow_system=system, check_values=False)
+    coefficients = subspace_coefficients(x, basis, hessian, gradient, flow_system=system, check_values=False)
+    monkeypatch.undo()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(coefficients, subspace_coefficients(x, basis, hessian, gradient, flow_system=system))
