@@ -58,6 +58,8 @@ Rules (DESIGN.md, "Claims"), in the order they are applied:
     is missing and how many cells have run ("incomplete: 1 of 5 lengths measured (missing ...);
     3 of 20 cells of adm.fig6 have results"), or "not run" when nothing was measured or when
     every cell ran and a row will not come (the cells' reasons are quoted);
+  * random init: a ``value`` claim whose records say "random init" in their note (a model trained
+    without the pretrained weights the paper starts from) is "not judged", with the number kept;
   * noise: a selection's value is the mean over seeds of the per-seed value (the mean of its
     rows at that seed); its noise is the standard deviation over seeds, or with one seed the
     records' in-cell std (e.g. a standard error over images), else zero. A difference inside the
@@ -373,6 +375,33 @@ def measure(df: pd.DataFrame, selection: Mapping[str, Any], *, paper: str | None
                     cells=tuple(dict.fromkeys(rows.key)))
 
 
+#: A record whose note has a segment starting with this was trained without the pretrained weights
+#: the paper starts from (ADM's DeepLabs, TV Table 3's CAM backbones): a value claim on it is
+#: "not judged" (the number cannot be compared with the paper's), orderings still are.
+RANDOM_INIT = "random init"
+
+
+def is_random_init(note: Any) -> bool:
+    """Whether a record's note marks a model trained from random init (:data:`RANDOM_INIT`)."""
+    return isinstance(note, str) and any(part.strip().startswith(RANDOM_INIT) for part in note.split(";"))
+
+
+def random_init_notes(df: pd.DataFrame, sels: list[Mapping[str, Any]], *, paper: str) -> list[str]:
+    """The random-init notes of the measured rows the selections name (empty: none is marked)."""
+    found: list[str] = []
+    if "note" not in df:
+        return found
+    for selection in sels:
+        if "published" in selection:
+            continue
+        for item in _items(selection)[0]:
+            rows = _rows(df, item, paper=paper, step=selection.get("step"))
+            for note in rows.note.dropna().unique():
+                if is_random_init(note) and note not in found:
+                    found.append(str(note))
+    return found
+
+
 def _reasons(df: pd.DataFrame, sels: list[Mapping[str, Any]], *, paper: str) -> list[str]:
     """The reasons the cells gave for what they did not measure."""
     reasons: list[str] = []
@@ -545,6 +574,11 @@ def _judge(claim: Claim, df: pd.DataFrame, *, paper: str, profile: str,
         return Verdict(claim, verdict, evidence, numbers, seeds=seeds, cells=cells)
 
     if claim.kind == "value":
+        untrained = random_init_notes(df, sels, paper=paper)
+        if untrained:
+            return Verdict(claim, NOT_JUDGED, "not judged: the model was trained from random init where the paper "
+                           f"starts from pretrained weights ({untrained[0]}); measured {_fmt(ms[0])}",
+                           {"ours": ms[0].mean}, seeds=seeds, cells=cells)
         m = ms[0]
         tol = spec.get("tolerance")
         if tol is None:
