@@ -98,6 +98,47 @@ def test_table1_smoke_generated(tmp_path):
     # Undamped: a number, or "did not converge" said plainly.
     samuel = iou.loc[table1.ROW_SAMUEL]
     assert not np.isnan(samuel.value) or "did not converge" in samuel.note
+    # The evidence behind the verdicts, for both methods: curvature at the minima and gradient size per step.
+    steps = table1.PROFILES["smoke"]["steps"]
+    for metric in table1.STEP_CURVES:
+        curve = df[df.metric == metric]
+        assert set(curve.row) == {table1.ROW_OURS, table1.ROW_SAMUEL} and curve.step.notna().all(), metric
+        assert curve.groupby("row").size().max() == steps, metric
+    summary = df[df.step.isna()].set_index(["row", "metric"]).value
+    for row in (table1.ROW_OURS, table1.ROW_SAMUEL):
+        assert summary[(row, "largest gradient norm")] >= summary[(row, "median gradient norm")] > 0
+        assert np.isfinite(summary[(row, "smallest Hessian eigenvalue")])
+    figures = table1.plot_training(df)
+    assert list(figures) == ["training"] and len(figures["training"].axes) == 3
+
+
+def test_fusion_hessians_are_the_energy_s_and_the_damped_gradient_is_bounded():
+    """fuse(return_hessian=True) gives the Hessians of the corner energies (autograd on one problem), and the
+    damped gradient of a corner obeys ||dy*/dw|| <= ||d(grad E)/dw|| / 0.1 in pixels."""
+    rng = np.random.default_rng(0)
+    gts, names = table1.generate_tracks(1, length=(12, 12), rng=rng)
+    frames = table1.flatten(table1.simulated_set(gts, names, [(640, 480)], n_trackers=5, seed=0)).take(slice(3, 5))
+    model = table1.FusionModel(5)
+    pred, hess = table1.fuse(model, frames, lam=0.1, return_hessian=True)
+    assert hess.shape == (4, 2, 2)
+    points, weight, width = model.terms(frames)
+    from suite.solvers.implicit import minimize
+
+    info = minimize(table1.fusion_energy, points.detach(), (points, weight, width), max_iter=10)
+    p0 = info.y[0]
+    # Hessian of problem 0 where L-BFGS stopped: one damped Newton step before y*; check at y* with tolerance
+    h0 = torch.autograd.functional.hessian(
+        lambda p: table1.fusion_energy(p[None], points[:1].detach(), weight[:1].detach(), width[:1].detach())[0], p0)
+    torch.testing.assert_close(hess[0], h0, rtol=1e-3, atol=1e-6)
+    # Jacobians of corner 0 (2 coordinates) and of grad_y E there, w.r.t. all widths: ||J_y||_F <= ||J_g||_F / lambda
+    jy = torch.stack([torch.autograd.grad(pred.reshape(-1, 2)[0, i], model.log_width, retain_graph=True)[0]
+                      for i in range(2)])
+    pp = p0.clone().requires_grad_(True)
+    e = table1.fusion_energy(pp[None], points[:1], weight[:1], width[:1])[0]
+    (grad_p,) = torch.autograd.grad(e, pp, create_graph=True)
+    jg = torch.stack([torch.autograd.grad(grad_p[i], model.log_width, retain_graph=True)[0] for i in range(2)])
+    assert float(jg.norm()) > 0
+    assert float(jy.norm()) <= float(jg.norm()) / 0.1 * (1 + 1e-9)
 
 
 def test_fusion_energy_minimum_is_the_common_corner():
