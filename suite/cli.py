@@ -1,7 +1,10 @@
 """The ``energybench`` command.
 
-Exit codes: 0 success; 2 bad usage (unknown verb, experiment, profile or device); 1 a cell
-failed (the other cells still ran and were saved; the report shows the traceback).
+Exit codes: 0 success; 2 bad usage or environment (unknown verb, experiment, profile or device;
+a plugin module that fails to import; a data root, cache or results path that is a file or cannot
+be read or written: one line naming the variable or path); 1 a cell failed (the other cells still
+ran and were saved; the report shows the traceback); 130 interrupted by Ctrl-C, 143 stopped by
+SIGTERM (finished cells are kept, a rerun resumes, no worker process is left behind).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from suite.harness import registry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 DESCRIPTION = """\
 Reproduce four CV papers on energy minimization inside deep networks (LSM CVPR 2020,
@@ -36,7 +40,10 @@ examples:
 exit codes:
   0  success (cells that could not run, e.g. a dataset is absent, show as "not run")
   1  a cell failed (the other cells still ran and were saved; the report shows the traceback)
-  2  bad usage: unknown verb, experiment, paper, profile or device"""
+  2  bad usage or environment: unknown verb, experiment, paper, profile or device; a module of
+     ENERGYBENCH_PLUGINS that fails to import; ENERGYBENCH_DATA, ENERGYBENCH_CACHE or --results
+     naming a file, or a results/report folder that cannot be read or written (read-only, full disk)
+  130, 143  interrupted (Ctrl-C) or stopped (SIGTERM): finished cells are kept; rerun to resume"""
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("path", type=Path)
     add.add_argument("--as", dest="as_id", required=True, help="dataset id")
     add.add_argument("--link", action="store_true", help="symlink instead of copying")
+    add.add_argument("--overwrite", action="store_true", help="replace data/<id> when it is already there")
     bench = verbs.add_parser("bench", help="speed benchmarks against peers (benchmarks/bench_NAME.py)")
     bench.add_argument("name", help="tv, boundary, graphcut, crf, ...")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the benchmark script")
@@ -151,6 +159,7 @@ def cmd_list(args) -> int:
 def _run(args) -> int:
     from suite.harness import runner
 
+    _check_results_folder(args.results)
     experiments = registry.resolve(args.targets)
     options = runner.Options(profile=args.profile, device=args.device, jobs=max(1, args.jobs), force=args.force,
                              results=args.results, seeds=args.seeds, progress=not args.no_progress,
@@ -163,10 +172,20 @@ def _run(args) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
+def _check_results_folder(results: Path) -> None:
+    from suite.harness import store
+
+    if results.exists() and not results.is_dir():
+        raise store.StoreError(results, "--results names a file, not a folder")
+
+
 def cmd_report(args) -> int:
     from suite.harness import store
     from suite.report.render import build
 
+    _check_results_folder(args.results)
+    if args.out.exists() and not args.out.is_dir():
+        raise store.StoreError(args.out, "--out names a file, not a folder")
     if not store.load_cells(args.results):
         print(f"energybench: no results under {args.results}/cells for any profile; the report will be empty "
               "(run `energybench run` first, or pass --results)", file=sys.stderr)
@@ -233,13 +252,22 @@ def cmd_data(args) -> int:
             print(f"{r['id']:28s} {r['kind']:10s} {'yes' if r['present'] else 'no':8s} {size:>10s}  {r['version']}")
         return EXIT_OK
     try:
-        report = manage.add(args.path, as_id=args.as_id, link=args.link)
-    except (ValueError, FileExistsError) as err:  # unknown id, wrong layout, malformed file, already there
+        report = manage.add(args.path, as_id=args.as_id, link=args.link, overwrite=args.overwrite,
+                            progress=True)
+    except FileExistsError as err:
+        print(f"energybench: data add: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, OSError) as err:  # unknown id, wrong layout, malformed file, unreadable, full disk
         print(f"energybench: data add: {err}", file=sys.stderr)
         return EXIT_USAGE
     dvc = report["dvc"]
     print(f"{report['id']}: {report['samples']} samples {'linked' if report['linked'] else 'copied'} to "
           f"{report['path']}, version {report['version']}")
+    print(f"checked: {report['checked']['mode']}")
+    if report["skipped"]:
+        shown = "; ".join(f"{name!r} ({why})" for name, why in report["skipped"][:5])
+        more = f"; and {len(report['skipped']) - 5} more" if len(report["skipped"]) > 5 else ""
+        print(f"passed over: {shown}{more}")
     print(f"dvc: recorded in {dvc['path']} ({dvc.get('md5')})" if dvc.get("recorded") else f"dvc: not recorded: {dvc['reason']}")
     return EXIT_OK
 
@@ -248,21 +276,62 @@ COMMANDS = {"list": cmd_list, "run": _run, "report": cmd_report, "reproduce": cm
             "info": cmd_info, "data": cmd_data, "bench": cmd_bench}
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that ``finally`` blocks run (workers are stopped)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    from suite.data.registry import ConfigurationError
+    from suite.harness.store import StoreError
+
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         return COMMANDS[args.verb](args)
     except BrokenPipeError:  # `energybench list | head`
         sys.stderr.close()
         return EXIT_OK
-    except registry.UnknownIdError as err:
-        print(f"energybench: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nenergybench: interrupted; finished cells are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("energybench: stopped by SIGTERM; finished cells are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_TERMINATED
+    except (registry.UnknownIdError, registry.PluginError, ConfigurationError, StoreError) as err:
+        print(f"energybench: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if err.errno is None or not err.filename:
+            raise
+        # a folder that cannot be created, read or written (full disk, read-only, permissions)
+        print(f"energybench: {err.filename}: {err.strerror}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as err:
         if args.verb in ("run", "reproduce") and "--device" in str(err):
             print(f"energybench: {err}", file=sys.stderr)
             return EXIT_USAGE
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -269,10 +269,70 @@ def verify(*, profile: str = "mini", root: str | os.PathLike | None = None, seed
 # --------------------------------------------------------------------------- add
 
 
+# What `data add` decodes: every sample and every decodable file of a small dataset; of a larger
+# one, a deterministic sample (the first, the last and evenly spaced ones between), so adding a
+# dataset of 100k images takes minutes, not hours. The report says which was done.
+CHECK_ALL_SAMPLES = 1000
+CHECK_SAMPLED_SAMPLES = 200
+CHECK_ALL_FILES = 5000
+CHECK_SAMPLED_FILES = 1000
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _copy_tree(files: list[tuple[str, Path]], destination: Path, progress: bool) -> None:
+    """Copy the walked regular files (links resolved) into ``destination``."""
+    from tqdm.auto import tqdm
+
+    destination.mkdir(parents=True)
+    for relative, path in tqdm(files, desc="data add: copying", unit="file", disable=not progress, leave=False):
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def _check_dataset(dataset, folder: Path, files: list[tuple[str, Path]], progress: bool) -> dict:
+    """Open ``folder`` with the dataset's reader and decode samples and files (see CHECK_*)."""
+    from tqdm.auto import tqdm
+
+    from .readers._common import check_file, check_indices, open_reader
+
+    opened = open_reader(dataset.reader, folder)
+    every_sample = len(opened) <= CHECK_ALL_SAMPLES
+    read = opened.check(limit=None if every_sample else CHECK_SAMPLED_SAMPLES)
+    decodable = [path for _, path in files if path.suffix.lower() in _DECODABLE]
+    every_file = len(decodable) <= CHECK_ALL_FILES
+    chosen = [decodable[i] for i in check_indices(len(decodable), None if every_file else CHECK_SAMPLED_FILES)]
+    for path in tqdm(chosen, desc="data add: decoding files", unit="file", disable=not progress, leave=False):
+        check_file(path)
+    if every_sample and every_file:
+        mode = f"every sample ({len(read)}) and every image/array/JSON file ({len(chosen)}) decoded"
+    else:
+        mode = (f"{len(read)} of {len(opened)} samples and {len(chosen)} of {len(decodable)} image/array/JSON files "
+                "decoded (the first, the last and evenly spaced ones: the dataset is large)")
+    return {"samples": len(opened), "samples_checked": len(read), "files_checked": len(chosen),
+            "files_decodable": len(decodable), "mode": mode, "opened": opened}
+
+
+_DECODABLE = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".npz", ".npy", ".json")
+
+
 def add(path: str | os.PathLike, *, as_id: str, link: bool = False, root: str | os.PathLike | None = None,
-        overwrite: bool = False, record: bool = True) -> dict:
-    """Check a real dataset's layout with its reader, then copy (or symlink) it to
-    ``<root>/<as_id>`` and record ``data/`` with DVC.
+        overwrite: bool = False, record: bool = True, progress: bool = False) -> dict:
+    """Check a real dataset with its reader, then copy (or symlink) it to ``<root>/<as_id>``
+    and record ``data/`` with DVC.
+
+    The folder is walked without following links into cycles (see
+    :func:`suite.data.registry.walk_dataset`): links are resolved to the files they point at,
+    special files, dangling links and links back up the tree are passed over and listed in the
+    report. The copy is staged in a hidden folder beside ``root`` and renamed into place only
+    once complete and checked, so an interrupted or failing add leaves ``<root>/<as_id>`` as it
+    was (absent, or the previous version when overwriting). The check opens the copy with the
+    reader and decodes every sample and every image/array/JSON file when the dataset is small
+    (up to ``CHECK_ALL_SAMPLES`` samples, ``CHECK_ALL_FILES`` files), else a sample of them (the
+    first, the last and evenly spaced ones); the report's ``checked`` says which.
 
     Args:
         path: the dataset folder in its original layout.
@@ -280,42 +340,67 @@ def add(path: str | os.PathLike, *, as_id: str, link: bool = False, root: str | 
         link: symlink instead of copying (the data then stays outside DVC's cache).
         root: the data folder (default ``<repo>/data``).
         overwrite: replace an existing ``<root>/<as_id>``.
+        progress: tqdm bars on stderr while copying and decoding.
 
     Returns:
-        dict with id, path, samples, version, linked, dvc.
+        dict with id, path, samples, version, linked, checked (what was decoded), skipped
+        ([(relative path, reason)] passed over by the walk), dvc.
 
     Raises:
-        ValueError: unknown id, or the folder does not have the layout (LayoutError) or holds
-            a malformed file (MalformedFileError).
+        ValueError: unknown id, not a folder, no files, a folder inside the target, or the folder
+            does not have the layout (LayoutError) or holds a malformed file (MalformedFileError).
         FileExistsError: the dataset is already there and ``overwrite`` is False.
     """
+    from .registry import walk_dataset
+
     dataset = get(as_id)
-    source = Path(path).expanduser().resolve()
-    if not source.is_dir():
-        raise ValueError(f"path: expected a dataset folder, got {str(source)!r} (not a directory)")
-    opened = dataset.reader(source)
-    opened.check()
+    given = Path(path).expanduser()
+    if not given.is_dir():
+        raise ValueError(f"path: expected a dataset folder, got {str(given)!r} "
+                         f"({'not found' if not given.exists() else 'not a directory'})")
+    source = given.resolve()
     root = Path(root) if root is not None else default_data_root()
-    root.mkdir(parents=True, exist_ok=True)
     target = root / as_id
-    if target.exists() or target.is_symlink():
-        if not overwrite:
-            raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it")
-        if target.is_symlink() or target.is_file():
-            target.unlink()
+    if _inside(source, target.resolve()):
+        raise ValueError(f"path: {source} is the target {target} itself (or inside it); add from another folder")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass --overwrite (overwrite=True) to replace it, "
+                              f"or remove it first (rm -r {target})")
+    # fail fast on a wrong layout before walking or copying anything
+    from .readers._common import open_reader
+
+    open_reader(dataset.reader, source).check(limit=2)
+    walk = walk_dataset(source)
+    if _inside(root.resolve(), source):
+        # the data folder lies inside the source: its datasets, and add's staging folders beside
+        # it, are not part of the dataset being added
+        inner = root.resolve().relative_to(source)
+        staging_prefix = (inner.parent / f".{root.name}-").as_posix().removeprefix("./")
+        walk.files = [(r, p) for r, p in walk.files
+                      if not r.startswith(inner.as_posix() + "/") and not r.startswith(staging_prefix)]
+    if not walk.files:
+        raise ValueError(f"path: {source} holds no regular files"
+                         + (f" (passed over: {walk.skipped[:3]})" if walk.skipped else ""))
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-add-", dir=root.resolve().parent))
+    try:
+        staged = staging / as_id
+        if link:
+            staged.symlink_to(source, target_is_directory=True)
+            checked = _check_dataset(dataset, source, walk.files, progress)
         else:
-            shutil.rmtree(target)
-    if link:
-        target.symlink_to(source, target_is_directory=True)
-    else:
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-add-", dir=root.resolve().parent))
-        try:
-            shutil.copytree(source, staging / as_id, symlinks=False)
-            os.replace(staging / as_id, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _copy_tree(walk.files, staged, progress)
+            copied = [(relative, staged / relative) for relative, _ in walk.files]
+            checked = _check_dataset(dataset, staged, copied, progress)
+        opened = checked.pop("opened")
+        if target.exists() or target.is_symlink():
+            # the old version leaves only once the new one is complete; both renames stay in one folder tree
+            os.replace(target, staging / f"{as_id}.previous")
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report = {"id": as_id, "path": str(target), "samples": len(opened), "version": manifest(target)["version"],
-              "linked": link}
+              "linked": link, "checked": checked, "skipped": walk.skipped}
     if link:
         # DVC skips symlinks inside a tracked folder (it would record data/ without this dataset),
         # so a linked dataset is versioned by its manifest hash alone, which every result records.

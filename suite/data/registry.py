@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -65,8 +66,20 @@ class Dataset:
         return locate(self.id)
 
     def open(self, root: str | os.PathLike | None = None, **options):
-        """The dataset's lazy sample sequence, from ``root`` or from :func:`locate`."""
-        return self.reader(Path(root) if root is not None else locate(self.id), **options)
+        """The dataset's lazy sample sequence, from ``root`` or from :func:`locate`.
+
+        Raises:
+            LayoutError: the folder does not have the reader's layout.
+            MalformedFileError: a file the reader's constructor reads is broken (named).
+        """
+        from .readers._common import open_reader
+
+        return open_reader(self.reader, Path(root) if root is not None else locate(self.id), **options)
+
+
+class ConfigurationError(ValueError):
+    """An environment variable or path the data layer reads names something unusable (a file
+    where a folder is expected, an unreadable cache); the message names the variable or path."""
 
 
 class DatasetMissing(FileNotFoundError):
@@ -174,7 +187,11 @@ def data_roots() -> list[Path]:
     roots: list[Path] = []
     for part in os.environ.get(ENV_DATA, "").split(os.pathsep):
         if part.strip():
-            roots.append(Path(part.strip()).expanduser())
+            root = Path(part.strip()).expanduser()
+            if root.exists() and not root.is_dir():
+                raise ConfigurationError(f"{ENV_DATA} names {str(root)!r}, which is a file, not a folder "
+                                         f"(set it to data folders separated by {os.pathsep!r}, or unset it)")
+            roots.append(root)
     default = default_data_root()
     if default not in roots:
         roots.append(default)
@@ -217,21 +234,74 @@ def locate(dataset_id: str) -> Path:
 
 def _cache_dir() -> Path:
     if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]) / "manifests"
+        base = Path(os.environ[ENV_CACHE]).expanduser()
+        if base.exists() and not base.is_dir():
+            raise ConfigurationError(f"{ENV_CACHE} names {str(base)!r}, which is a file, not a folder "
+                                     "(point it at a cache folder, or unset it)")
+        return base / "manifests"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "energybench" / "manifests"
 
 
-def _walk_files(folder: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of every file below ``folder``, following symlinks, sorted."""
-    files = []
-    for current, directories, names in os.walk(folder, followlinks=True):
-        directories.sort()
-        for name in names:
-            path = Path(current) / name
-            files.append((path.relative_to(folder).as_posix(), path))
+@dataclasses.dataclass
+class Walk:
+    """What :func:`walk_dataset` found: the regular files, and what it passed over and why."""
+
+    files: list[tuple[str, Path]]
+    skipped: list[tuple[str, str]]
+
+
+def walk_dataset(folder: str | os.PathLike) -> Walk:
+    """Every regular file below ``folder`` as (relative posix path, path), sorted, and what was
+    passed over (relative path, reason).
+
+    Links to files and to folders are followed (a dataset may be assembled from links), but a
+    folder is entered once: a link back to an ancestor or to a folder already walked (a cycle)
+    is passed over, so the walk always ends. Special files (FIFOs, sockets, devices) and dangling
+    links are passed over, never opened. Names that are not valid UTF-8 are kept as the file
+    system gives them (Python's surrogate escapes), so a manifest of them is still defined.
+    """
+    folder = Path(folder)
+    files: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    try:
+        top = folder.stat()
+    except OSError as error:
+        raise FileNotFoundError(f"dataset folder not found or unreadable: {folder} ({error.strerror})") from error
+    seen = {(top.st_dev, top.st_ino)}
+    stack = [(folder, "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as error:
+            skipped.append((prefix or ".", f"folder cannot be listed ({error.strerror})"))
+            continue
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            try:
+                info = os.stat(entry.path)  # follows links
+            except OSError:
+                skipped.append((relative, "dangling link" if entry.is_symlink() else "cannot be read"))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                identity = (info.st_dev, info.st_ino)
+                if identity in seen:
+                    skipped.append((relative, "link to a folder already walked (a cycle)"))
+                    continue
+                seen.add(identity)
+                stack.append((Path(entry.path), relative + "/"))
+            elif stat.S_ISREG(info.st_mode):
+                files.append((relative, Path(entry.path)))
+            else:
+                skipped.append((relative, "special file (FIFO, socket or device)"))
     files.sort()
-    return files
+    return Walk(files=files, skipped=sorted(skipped))
+
+
+def _walk_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every regular file below ``folder`` (see :func:`walk_dataset`)."""
+    return walk_dataset(folder).files
 
 
 def file_md5(path: Path) -> str:
@@ -246,7 +316,8 @@ def manifest_hash(entries: list[tuple[str, str]]) -> str:
     """sha256 over sorted ``relpath<TAB>md5<NEWLINE>`` lines."""
     digest = hashlib.sha256()
     for relative, md5 in sorted(entries):
-        digest.update(f"{relative}\t{md5}\n".encode())
+        # surrogateescape: a name that is not UTF-8 hashes as the bytes the file system holds
+        digest.update(f"{relative}\t{md5}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -261,11 +332,17 @@ def manifest(folder: str | os.PathLike, *, use_cache: bool = True) -> dict:
     folder = Path(folder)
     sidecar = _cache_dir() / (hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:20] + ".json")
     cached: dict = {}
-    if use_cache and sidecar.is_file():
+    if use_cache and sidecar.exists():
         try:
-            cached = json.loads(sidecar.read_text()).get("files", {})
-        except (OSError, ValueError):
-            cached = {}
+            loaded = json.loads(sidecar.read_bytes().decode("utf-8"))
+        except PermissionError as error:
+            raise ConfigurationError(f"the manifest cache {sidecar} cannot be read ({error.strerror}); delete it "
+                                     f"or point {ENV_CACHE} at a folder of yours") from error
+        except (OSError, ValueError, RecursionError):
+            loaded = {}  # a damaged cache is only recomputed
+        files_cached = loaded.get("files") if isinstance(loaded, dict) else None
+        if isinstance(files_cached, dict):
+            cached = {k: v for k, v in files_cached.items() if isinstance(v, list) and len(v) == 3}
     files, stats, size, changed = {}, {}, 0, False
     for relative, path in _walk_files(folder):
         stat = path.stat()
@@ -282,7 +359,7 @@ def manifest(folder: str | os.PathLike, *, use_cache: bool = True) -> dict:
         try:
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             temporary = sidecar.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"folder": str(folder.resolve()), "files": stats}))
+            temporary.write_text(json.dumps({"folder": str(folder.resolve()), "files": stats}), encoding="utf-8")
             os.replace(temporary, sidecar)
         except OSError:
             pass  # a read-only cache only costs speed

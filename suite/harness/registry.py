@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 import itertools
+import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Mapping, Sequence
@@ -79,6 +80,23 @@ class Experiment:
         return sorted(set(ids))
 
 
+# Ids become file names (results/metrics/<id>.json, report plots): letters, digits, '_' and '-'
+# on each side of one dot, so no id can be absolute, climb out with '..' or hide a separator.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class PluginError(ImportError):
+    """A module named in ``ENERGYBENCH_PLUGINS`` (or an entry point) is missing or fails to import."""
+
+
+def check_id(id: Any) -> str:
+    """``id`` if it is a valid experiment id (``paper.table``), else ValueError saying why."""
+    if not isinstance(id, str) or not ID_PATTERN.fullmatch(id):
+        raise ValueError(f"experiment id must look like 'paper.table' (letters, digits, '_' or '-' on each side of "
+                         f"one dot, at most 64 each), got {id!r}")
+    return id
+
+
 def experiment(
     id: str,
     *,
@@ -97,8 +115,7 @@ def experiment(
         ValueError: ``id`` is not ``paper.name``, is already registered, or ``profiles``
             misses one of ``smoke``, ``mini``, ``full``.
     """
-    if id.count(".") != 1 or not all(id.split(".")):
-        raise ValueError(f"experiment id must look like 'paper.table', got {id!r}")
+    check_id(id)
     missing = [p for p in PROFILES if p not in profiles]
     if missing:
         raise ValueError(f"experiment {id!r}: profiles must define {PROFILES}, missing {missing}")
@@ -126,11 +143,29 @@ def load_plugins() -> None:
     Those named in the ``energybench.experiments`` entry-point group (the papers, and any
     installed package of a user's), then the modules listed in ``ENERGYBENCH_PLUGINS``
     (comma-separated module paths: a user's own experiments without packaging).
+
+    Raises:
+        PluginError: a module of ``ENERGYBENCH_PLUGINS`` or an entry point is missing or raises
+            on import; the message names the variable (or entry point), the module and the error.
     """
     for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry.load()
+        try:
+            entry.load()
+        except Exception as error:
+            raise PluginError(f"the {ENTRY_POINT_GROUP} entry point {entry.name!r} ({entry.value}) failed to "
+                              f"import: {type(error).__name__}: {error}") from error
     for name in filter(None, (n.strip() for n in os.environ.get("ENERGYBENCH_PLUGINS", "").split(","))):
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if not error.name or not (name == error.name or name.startswith(error.name + ".")):
+                raise PluginError(f"ENERGYBENCH_PLUGINS names the module {name!r}, which failed to import: "
+                                  f"{type(error).__name__}: {error}") from error
+            raise PluginError(f"ENERGYBENCH_PLUGINS names the module {name!r}, which cannot be found "
+                              f"({error}); fix the variable or install the module") from error
+        except Exception as error:
+            raise PluginError(f"ENERGYBENCH_PLUGINS names the module {name!r}, which failed to import: "
+                              f"{type(error).__name__}: {error}") from error
 
 
 def all_experiments() -> dict[str, Experiment]:

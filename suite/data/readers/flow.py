@@ -18,6 +18,7 @@ from ._common import (
     LazySequence,
     MalformedFileError,
     PathLike,
+    check_payload_size,
     read_bytes,
     read_image,
     sorted_glob,
@@ -51,11 +52,7 @@ def read_flo(path: PathLike) -> np.ndarray:
     width, height = (int(v) for v in np.frombuffer(data, "<i4", count=2, offset=4))
     if not (0 < width < _MAX_SIDE and 0 < height < _MAX_SIDE):
         raise MalformedFileError(path, f"implausible .flo size {width}x{height}")
-    expected = 12 + width * height * 8
-    if len(data) < expected:
-        raise MalformedFileError(
-            path, f"truncated payload: {len(data)} bytes, expected {expected} for {width}x{height}x2 float32"
-        )
+    check_payload_size(path, len(data) - 12, width * height * 8, f"{width}x{height}x2 float32")
     return np.frombuffer(data, "<f4", count=width * height * 2, offset=12).reshape(height, width, 2).copy()
 
 
@@ -106,10 +103,8 @@ def read_pfm(path: PathLike) -> np.ndarray:
         raise MalformedFileError(path, f"bad PFM header values: size {width}x{height}, scale {scale}")
     offset = match.end()
     count = width * height * channels
-    if len(data) - offset < count * 4:
-        raise MalformedFileError(
-            path, f"truncated payload: {len(data) - offset} bytes after header, expected {count * 4}"
-        )
+    # slack 3: a trailing newline some writers add, never a whole extra value
+    check_payload_size(path, len(data) - offset, count * 4, f"{width}x{height}x{channels} float32", slack=3)
     dtype = "<f4" if scale < 0 else ">f4"
     array = np.frombuffer(data, dtype, count=count, offset=offset).astype(np.float32)
     shape = (height, width, 3) if channels == 3 else (height, width)

@@ -3,13 +3,12 @@ Human3.6M in the 3d-pose-baseline layout (h5 3D positions, Stacked Hourglass 2D 
 cameras)."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from ._common import LayoutError, LazySequence, MalformedFileError, PathLike, read_bytes, read_image
+from ._common import LayoutError, LazySequence, MalformedFileError, PathLike, read_bytes, read_image, read_json
 from .segmentation import IMAGE_EXTENSIONS, LazyFrames
 
 
@@ -98,8 +97,8 @@ class OTB(LazySequence):
         start, end = 1, len(boxes)
         attributes = []
         if (folder / "cfg.json").is_file():
-            config = json.loads((folder / "cfg.json").read_text())
-            start, end = int(config["startFrame"]), int(config["endFrame"])
+            config = read_json(folder / "cfg.json", required={"startFrame": int, "endFrame": int})
+            start, end = config["startFrame"], config["endFrame"]
             attributes = list(config.get("attributes", []))
         by_number = {int(re.sub(r"\D", "", p.stem) or -1): p for p in frames}
         selected = [by_number[n] for n in range(start, end + 1) if n in by_number]
