@@ -96,158 +96,276 @@ def _force_backend(name: str) -> Iterator[None]:
 # ``torch.get_num_threads()`` (so ``torch.set_num_threads(1)`` also makes the TV prox serial),
 # and a kernel call releases the GIL, so the chunks really run in parallel.
 _NUMBA_STATE: dict[str, object] = {}
-_prange = range  # the kernels' loops over rows; serial kernels, so plain range
+
+
+def _condat_row(x, lam_b, counts, out):  # pragma: no cover - compiled by numba
+    # Condat (2013), the direct algorithm, on one signal x (N,) into out (N,); see
+    # `_condat_torch` for the closing of segments by the closed form. `counts[m]` is m + 1 in the
+    # signal's dtype so that every division is done in that dtype, as in the torch path.
+    n = x.shape[0]
+    one = counts[0]
+    zero = one - one
+    if lam_b == 0:
+        for i in range(n):
+            out[i] = x[i]
+        return
+    neg_lam = -lam_b
+    two_lam = lam_b + lam_b
+    k = 0
+    k0 = 0
+    k_minus = 0
+    k_plus = 0
+    u_min = lam_b
+    u_max = neg_lam
+    v_min = x[0] - lam_b
+    v_max = x[0] + lam_b
+    left_sign = zero
+    while True:
+        u_min_next = u_min
+        u_max_next = u_max
+        # kind: 0 no jump; 1/2 negative/positive jump at the right boundary; 3 last
+        # segment; 4/5 negative/positive jump inside.
+        kind = 0
+        end = k
+        if k == n - 1:
+            if u_min < 0:
+                kind = 1
+                end = k_minus
+            elif u_max > 0:
+                kind = 2
+                end = k_plus
+            else:
+                kind = 3
+        else:
+            x_next = x[k + 1]
+            u_min_next = u_min + x_next - v_min
+            if u_min_next < neg_lam:
+                kind = 4
+                end = k_minus
+            else:
+                u_max_next = u_max + x_next - v_max
+                if u_max_next > lam_b:
+                    kind = 5
+                    end = k_plus
+        if kind == 0:
+            k += 1
+            u_min = u_min_next
+            u_max = u_max_next
+            if u_min >= lam_b:
+                k_minus = k
+                v_min = v_min + (u_min - lam_b) / counts[k - k0]
+                u_min = lam_b
+            if u_max <= neg_lam:
+                k_plus = k
+                v_max = v_max + (u_max + lam_b) / counts[k - k0]
+                u_max = neg_lam
+            continue
+        right_sign = zero
+        if kind == 1 or kind == 4:
+            right_sign = -one
+        elif kind == 2 or kind == 5:
+            right_sign = one
+        total = x[k0]
+        for i in range(k0 + 1, end + 1):
+            total += x[i]
+        length = counts[end - k0]
+        value = total / length - lam_b * (left_sign - right_sign) / length
+        for i in range(k0, end + 1):
+            out[i] = value
+        if kind == 3:
+            break
+        left_sign = right_sign
+        k0 = end + 1
+        k = k0
+        x_k0 = x[k0]
+        if kind == 1:
+            k_minus = k0
+            v_min = x_k0
+            u_min = lam_b
+            u_max = x_k0 + lam_b - v_max
+        elif kind == 2:
+            k_plus = k0
+            v_max = x_k0
+            u_max = neg_lam
+            u_min = x_k0 - lam_b - v_min
+        elif kind == 4:
+            k_minus = k0
+            k_plus = k0
+            v_min = x_k0
+            v_max = x_k0 + two_lam
+            u_min = lam_b
+            u_max = neg_lam
+        else:
+            k_minus = k0
+            k_plus = k0
+            v_max = x_k0
+            v_min = x_k0 - two_lam
+            u_min = lam_b
+            u_max = neg_lam
+
+
+def _segment_backward_row(y, g, identity, counts, grad_x):  # pragma: no cover - compiled by numba
+    # `_segment_backward` on one signal: the segments are the maximal runs of equal y (N,);
+    # grad_x = the mean of g over the segment of each sample (g itself when `identity`, lam = 0),
+    # and the returned dL/dlam = sum over jumps of sign(jump) * (mean before - mean after). Sums
+    # run left to right and each mean is a sum divided by the length in g's dtype, as in the
+    # torch version. grad_x may be g itself (each segment's g is read before it is written).
+    n = y.shape[0]
+    zero = counts[0] - counts[0]
+    total_lam = zero
+    previous_mean = zero
+    start = 0
+    while start < n:
+        total = g[start]
+        end = start + 1
+        while end < n and y[end] == y[end - 1]:
+            total += g[end]
+            end += 1
+        mean = total / counts[end - start - 1]
+        if identity:
+            for i in range(start, end):
+                grad_x[i] = g[i]
+        else:
+            for i in range(start, end):
+                grad_x[i] = mean
+        if start > 0:
+            if y[start] > y[start - 1]:
+                total_lam += previous_mean - mean
+            else:
+                total_lam -= previous_mean - mean
+        previous_mean = mean
+        start = end
+    return total_lam
 
 
 def _condat_rows_kernel(x, lam, counts, out):  # pragma: no cover - compiled by numba
-    # Condat (2013), the direct algorithm, one signal per row; see `_condat_torch` for the
-    # closing of segments by the closed form. `counts[m]` is m + 1 in the signal's dtype so
-    # that every division is done in that dtype, as in the torch path.
-    n_rows, n = x.shape
-    one = counts[0]
-    zero = one - one
-    for b in _prange(n_rows):
-        lam_b = lam[b]
-        if lam_b == 0:
-            for i in range(n):
-                out[b, i] = x[b, i]
-            continue
-        neg_lam = -lam_b
-        two_lam = lam_b + lam_b
-        k = 0
-        k0 = 0
-        k_minus = 0
-        k_plus = 0
-        u_min = lam_b
-        u_max = neg_lam
-        v_min = x[b, 0] - lam_b
-        v_max = x[b, 0] + lam_b
-        left_sign = zero
-        while True:
-            u_min_next = u_min
-            u_max_next = u_max
-            # kind: 0 no jump; 1/2 negative/positive jump at the right boundary; 3 last
-            # segment; 4/5 negative/positive jump inside.
-            kind = 0
-            end = k
-            if k == n - 1:
-                if u_min < 0:
-                    kind = 1
-                    end = k_minus
-                elif u_max > 0:
-                    kind = 2
-                    end = k_plus
-                else:
-                    kind = 3
-            else:
-                x_next = x[b, k + 1]
-                u_min_next = u_min + x_next - v_min
-                if u_min_next < neg_lam:
-                    kind = 4
-                    end = k_minus
-                else:
-                    u_max_next = u_max + x_next - v_max
-                    if u_max_next > lam_b:
-                        kind = 5
-                        end = k_plus
-            if kind == 0:
-                k += 1
-                u_min = u_min_next
-                u_max = u_max_next
-                if u_min >= lam_b:
-                    k_minus = k
-                    v_min = v_min + (u_min - lam_b) / counts[k - k0]
-                    u_min = lam_b
-                if u_max <= neg_lam:
-                    k_plus = k
-                    v_max = v_max + (u_max + lam_b) / counts[k - k0]
-                    u_max = neg_lam
-                continue
-            right_sign = zero
-            if kind == 1 or kind == 4:
-                right_sign = -one
-            elif kind == 2 or kind == 5:
-                right_sign = one
-            total = x[b, k0]
-            for i in range(k0 + 1, end + 1):
-                total += x[b, i]
-            length = counts[end - k0]
-            value = total / length - lam_b * (left_sign - right_sign) / length
-            for i in range(k0, end + 1):
-                out[b, i] = value
-            if kind == 3:
-                break
-            left_sign = right_sign
-            k0 = end + 1
-            k = k0
-            x_k0 = x[b, k0]
-            if kind == 1:
-                k_minus = k0
-                v_min = x_k0
-                u_min = lam_b
-                u_max = x_k0 + lam_b - v_max
-            elif kind == 2:
-                k_plus = k0
-                v_max = x_k0
-                u_max = neg_lam
-                u_min = x_k0 - lam_b - v_min
-            elif kind == 4:
-                k_minus = k0
-                k_plus = k0
-                v_min = x_k0
-                v_max = x_k0 + two_lam
-                u_min = lam_b
-                u_max = neg_lam
-            else:
-                k_minus = k0
-                k_plus = k0
-                v_max = x_k0
-                v_min = x_k0 - two_lam
-                u_min = lam_b
-                u_max = neg_lam
+    # The 1D prox of every row of x (B, N) into out (B, N), lam (B,).
+    for b in range(x.shape[0]):
+        _condat_row(x[b], lam[b], counts, out[b])
 
 
 def _segment_backward_kernel(y, g, lam, counts, grad_x, grad_lam):  # pragma: no cover - compiled by numba
-    # `_segment_backward`, one row at a time: the segments are the maximal runs of equal y;
-    # grad_x = the mean of g over the segment of each sample, and
-    # grad_lam = sum over jumps of sign(jump) * (mean before - mean after). Sums run left to
-    # right and each mean is a sum divided by the length in g's dtype, as in the torch version.
-    n_rows, n = y.shape
+    # The 1D backward of every row of y (B, N); g may have any strides (e.g. stride 0).
+    for b in range(y.shape[0]):
+        grad_lam[b] = _segment_backward_row(y[b], g[b], lam[b] == 0, counts, grad_x[b])
+
+
+# Columns of a plane are moved to and from contiguous buffers this many at a time: a row of a
+# block is then 16 consecutive samples (one 64-byte line in float32) instead of one sample per
+# line, which keeps the column pass of a large image (512 x 512) in cache.
+_COLUMN_BLOCK = 16
+
+
+def _dykstra_planes_kernel(x, lam, iters, counts, out, z_store, y_store):  # pragma: no cover - compiled by numba
+    # Alg. 1 (proximal Dykstra, Eq. 10-11) on each plane x[p] (H, W) with lam[p], `iters` times,
+    # into out[p]; the exact 1D prox of every row, then of every column, by `_condat_row`. The
+    # same operations in the same order as `_prox_2d_unchecked` (y + p, p + y - z, z + q,
+    # q + z - y), so the same numbers. When z_store / y_store have `iters` entries in dim 1
+    # (P, K, H, W), the row-pass output z_k and the column-pass output y_k of every iteration
+    # are kept: the backward reads the segments of the 1D Jacobians off them.
+    n_planes, height, width = x.shape
+    store = z_store.shape[1] == iters
+    block = _COLUMN_BLOCK
+    p = np.empty((height, width), dtype=x.dtype)
+    q = np.empty((height, width), dtype=x.dtype)
+    z = np.empty((height, width), dtype=x.dtype)
+    row = np.empty(width, dtype=x.dtype)
+    cols_in = np.empty((block, height), dtype=x.dtype)
+    cols_out = np.empty((block, height), dtype=x.dtype)
+    for plane in range(n_planes):
+        lam_p = lam[plane]
+        y = out[plane]
+        y[:, :] = x[plane]
+        p[:, :] = 0
+        q[:, :] = 0
+        for k in range(iters):
+            for i in range(height):
+                for j in range(width):
+                    row[j] = y[i, j] + p[i, j]
+                _condat_row(row, lam_p, counts, z[i])
+                for j in range(width):
+                    p[i, j] = p[i, j] + y[i, j] - z[i, j]
+            for j0 in range(0, width, block):
+                size = min(block, width - j0)
+                for i in range(height):
+                    for c in range(size):
+                        cols_in[c, i] = z[i, j0 + c] + q[i, j0 + c]
+                for c in range(size):
+                    _condat_row(cols_in[c], lam_p, counts, cols_out[c])
+                for i in range(height):
+                    for c in range(size):
+                        value = cols_out[c, i]
+                        y[i, j0 + c] = value
+                        q[i, j0 + c] = q[i, j0 + c] + z[i, j0 + c] - value
+            if store:
+                z_store[plane, k] = z
+                y_store[plane, k] = y
+
+
+def _dykstra_backward_kernel(g, lam, counts, z_store, y_store, grad_x, grad_lam):  # pragma: no cover - compiled by numba
+    # Reverse-mode pass through `_dykstra_planes_kernel`, plane by plane. Iteration k maps
+    # (y, p, q) to (y', p', q') by z = P_row(y + p), p' = p + y - z, y' = P_col(z + q),
+    # q' = q + z - y'. With adjoints (Gy, Gp, Gq) of (y', p', q'), and J^T the 1D backward read
+    # off the segments of that pass's output (`_segment_backward_row`):
+    #   gb = J_col^T (Gy - Gq);  Gz = gb + Gq - Gp;  Gq <- gb + Gq;
+    #   ga = J_row^T Gz;         Gy <- ga + Gp;      Gp <- ga + Gp,
+    # from Gy = g, Gp = Gq = 0 at the output; grad_x = Gy at y_0 = x (P_0 = Q_0 = 0 are
+    # constants), and dL/dlam sums the lam terms of all 2K passes.
+    n_planes, height, width = g.shape
+    iters = z_store.shape[1]
+    block = _COLUMN_BLOCK
     zero = counts[0] - counts[0]
-    for b in _prange(n_rows):
-        identity = lam[b] == 0
+    gp = np.empty((height, width), dtype=grad_x.dtype)
+    gq = np.empty((height, width), dtype=grad_x.dtype)
+    gb = np.empty((height, width), dtype=grad_x.dtype)
+    cols_y = np.empty((block, height), dtype=grad_x.dtype)
+    cols_g = np.empty((block, height), dtype=grad_x.dtype)
+    row_g = np.empty(width, dtype=grad_x.dtype)
+    for plane in range(n_planes):
+        identity = lam[plane] == 0
+        gy = grad_x[plane]
+        gy[:, :] = g[plane]
+        gp[:, :] = 0
+        gq[:, :] = 0
         total_lam = zero
-        previous_mean = zero
-        start = 0
-        while start < n:
-            total = g[b, start]
-            end = start + 1
-            while end < n and y[b, end] == y[b, end - 1]:
-                total += g[b, end]
-                end += 1
-            mean = total / counts[end - start - 1]
-            if identity:
-                for i in range(start, end):
-                    grad_x[b, i] = g[b, i]
-            else:
-                for i in range(start, end):
-                    grad_x[b, i] = mean
-            if start > 0:
-                if y[b, start] > y[b, start - 1]:
-                    total_lam += previous_mean - mean
-                else:
-                    total_lam -= previous_mean - mean
-            previous_mean = mean
-            start = end
-        grad_lam[b] = total_lam
+        for k in range(iters - 1, -1, -1):
+            y_k = y_store[plane, k]
+            z_k = z_store[plane, k]
+            for j0 in range(0, width, block):
+                size = min(block, width - j0)
+                for i in range(height):
+                    for c in range(size):
+                        cols_y[c, i] = y_k[i, j0 + c]
+                        cols_g[c, i] = gy[i, j0 + c] - gq[i, j0 + c]
+                for c in range(size):
+                    total_lam += _segment_backward_row(cols_y[c], cols_g[c], identity, counts, cols_g[c])
+                for i in range(height):
+                    for c in range(size):
+                        gb[i, j0 + c] = cols_g[c, i]
+            for i in range(height):
+                for j in range(width):
+                    row_g[j] = gb[i, j] + gq[i, j] - gp[i, j]
+                    gq[i, j] = gb[i, j] + gq[i, j]
+                total_lam += _segment_backward_row(z_k[i], row_g, identity, counts, row_g)
+                for j in range(width):
+                    value = row_g[j] + gp[i, j]
+                    gy[i, j] = value
+                    gp[i, j] = value
+        grad_lam[plane] = total_lam
 
 
 def _all_finite_kernel(values):  # pragma: no cover - compiled by numba
-    # x - x is 0 for a finite x and NaN for NaN or inf: one running sum, checked once.
+    # (all finite, max |value|): x - x is 0 for a finite x and NaN for NaN or inf, so one running
+    # sum, checked once, finds any; the largest magnitude bounds the prox's running sums.
     total = values[0] - values[0]
+    largest = total
     for i in range(values.shape[0]):
-        total += values[i] - values[i]
-    return total == 0
+        value = values[i]
+        total += value - value
+        magnitude = abs(value)
+        if magnitude > largest:
+            largest = magnitude
+    return total == 0, largest
 
 
 def _numba_compile() -> None:
@@ -256,12 +374,21 @@ def _numba_compile() -> None:
     try:
         import numba
     except ImportError:
-        _NUMBA_STATE["kernel"] = _NUMBA_STATE["backward"] = _NUMBA_STATE["finite"] = None
+        for name in ("kernel", "backward", "planes", "planes_backward", "finite"):
+            _NUMBA_STATE[name] = None
         return
     jit = numba.njit(cache=True, nogil=True)
+    # The per-signal functions are compiled first and bound to their module names: numba resolves
+    # the kernels' calls to them through the module's globals when it compiles the kernels.
+    module = globals()
+    for name in ("_condat_row", "_segment_backward_row"):
+        if not hasattr(module[name], "py_func"):
+            module[name] = jit(module[name])
     _NUMBA_STATE["kernel"] = jit(_condat_rows_kernel)
     _NUMBA_STATE["backward"] = jit(_segment_backward_kernel)
-    _NUMBA_STATE["finite"] = numba.njit(cache=True, nogil=True)(_all_finite_kernel)
+    _NUMBA_STATE["planes"] = jit(_dykstra_planes_kernel)
+    _NUMBA_STATE["planes_backward"] = jit(_dykstra_backward_kernel)
+    _NUMBA_STATE["finite"] = jit(_all_finite_kernel)
 
 
 def _numba_kernel():
@@ -274,7 +401,6 @@ def _numba_backward_kernel():
     """The compiled backward kernel, or None when numba is not importable."""
     _numba_compile()
     return _NUMBA_STATE["backward"]
-
 
 # Below this many samples per thread one thread does the whole batch: handing a chunk to a pool
 # thread costs tens of microseconds (more when the cores are busy), a 32-sample row a fraction
@@ -333,10 +459,10 @@ def _run_rows(kernel, samples: int, *args, shared: tuple[int, ...] = ()) -> None
 
 
 def _condat_numba(x: Tensor, lam: Tensor) -> Tensor:
-    # The one place where the CPU path leaves torch: zero-copy views of contiguous CPU tensors.
+    # Zero-copy numpy views of contiguous CPU tensors.
     x_np = x.detach().numpy()
     lam_np = lam.detach().numpy()
-    counts = np.arange(1, x.shape[1] + 1, dtype=x_np.dtype)
+    counts = _counts(x.shape[1], x_np.dtype)
     out = np.empty_like(x_np)
     _run_rows(_numba_kernel(), x_np.size, x_np, lam_np, counts, out, shared=(2,))
     return torch.from_numpy(out)
@@ -690,7 +816,8 @@ class _TVProx1dRows(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------
 # Input checks (ValueError naming the argument, the expectation and what was received).
 # ---------------------------------------------------------------------------------------------
-def _check_x(x: object, min_dims: int, what: str) -> Tensor:
+def _check_x(x: object, min_dims: int, what: str) -> tuple[Tensor, float]:
+    """x checked (a finite float tensor of at least ``min_dims`` dims) and its largest magnitude."""
     if not isinstance(x, Tensor):
         raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < min_dims:
@@ -699,19 +826,44 @@ def _check_x(x: object, min_dims: int, what: str) -> Tensor:
         raise ValueError(f"x must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
     if x.dtype not in _NATIVE_DTYPES + _UPCAST_DTYPES:
         raise ValueError(f"x must be float16, bfloat16, float32 or float64, got dtype {x.dtype}")
-    if x.numel() and not _all_finite(x):
+    if not x.numel():
+        return x, 0.0
+    finite, largest = _finite_max_abs(x)
+    if not finite:
         raise ValueError("x must be finite, got NaN or inf entries")
-    return x
+    return x, largest
 
 
-def _all_finite(x: Tensor) -> bool:
+def _finite_max_abs(x: Tensor) -> tuple[bool, float]:
+    """(all entries finite, max |x|) in one pass and one host sync."""
     # On CPU with numba: one single-threaded pass (a torch reduction over a large tensor starts
     # torch's thread pool, which costs milliseconds when the cores are busy).
     if x.device.type == "cpu" and x.dtype in _NATIVE_DTYPES and _numba_kernel() is not None:
-        return bool(_NUMBA_STATE["finite"](x.detach().reshape(-1).numpy()))
-    # Any NaN or inf entry makes the sum non-finite; only when the sum is not finite (which a
-    # finite x can also cause, by overflow) is the full element-wise test needed.
-    return bool(torch.isfinite(x.detach().sum())) or bool(torch.isfinite(x).all())
+        finite, largest = _NUMBA_STATE["finite"](x.detach().reshape(-1).numpy())
+        return bool(finite), float(largest)
+    # amax propagates NaN, and an inf entry makes it inf: one reduction tells both.
+    largest = float(x.detach().abs().amax())
+    return math.isfinite(largest), largest
+
+
+def _check_range(x_max: float, lam_max: float, n: int, dtype: torch.dtype) -> None:
+    """ValueError when the prox's running sums could overflow ``dtype``.
+
+    Condat's algorithm and the closed form sum up to N samples of a segment and add lam / n_k
+    terms; Dykstra's dual variables stay within a few lam of the iterates. So every intermediate
+    is below 4 N (max|x| + lam) (a margin of 2 over the sums), which must stay finite: otherwise
+    a finite input would come back as inf or NaN. One comparison of two numbers already known on
+    the host: no extra device sync.
+    """
+    largest = torch.finfo(dtype).max
+    limit = largest / (4.0 * max(n, 1))
+    if lam_max > limit or x_max > limit or x_max + lam_max > limit:
+        name, value = ("x", f"max |x| = {x_max:.3g}") if x_max >= lam_max else ("lam", f"lam = {lam_max:.3g}")
+        raise ValueError(
+            f"{name} is too large for {str(dtype).removeprefix('torch.')}: {value}, but the prox sums up to "
+            f"N = {n} samples, so max |x| + lam must be at most {limit:.3g} (the dtype's largest value "
+            f"{largest:.3g} / 4N); rescale the input (the prox is equivariant: prox(c x, c lam) = c prox(x, lam))"
+        )
 
 
 def _check_dim(dim: object, ndim: int) -> int:
@@ -722,8 +874,10 @@ def _check_dim(dim: object, ndim: int) -> int:
     return dim % ndim
 
 
-def _check_lam(lam: object, batch_shape: torch.Size, x: Tensor, dtype: torch.dtype) -> Tensor:
-    """lam as a tensor of ``batch_shape`` (expanded, autograd-tracked) in ``dtype``."""
+def _check_lam(lam: object, batch_shape: torch.Size, x: Tensor, dtype: torch.dtype, *,
+               x_max: float = 0.0, n: int = 1) -> Tensor:
+    """lam as a tensor of ``batch_shape`` (expanded, autograd-tracked) in ``dtype``; with
+    ``x_max`` (max |x|) and ``n`` (signal length), also checks that nothing overflows ``dtype``."""
     if isinstance(lam, bool) or not isinstance(lam, (int, float, Tensor)):
         raise ValueError(f"lam must be a float or a tensor, got {type(lam).__name__}")
     if not isinstance(lam, Tensor):
@@ -731,6 +885,7 @@ def _check_lam(lam: object, batch_shape: torch.Size, x: Tensor, dtype: torch.dty
             raise ValueError(f"lam must be finite, got {lam}")
         if lam < 0:
             raise ValueError(f"lam must be non-negative, got {lam}")
+        _check_range(x_max, float(lam), n, dtype)
         return torch.full((), float(lam), dtype=dtype, device=x.device).expand(batch_shape)
     if lam.is_complex() or lam.dtype == torch.bool:
         raise ValueError(f"lam must be a real tensor, got dtype {lam.dtype}")
@@ -746,10 +901,14 @@ def _check_lam(lam: object, batch_shape: torch.Size, x: Tensor, dtype: torch.dty
             f"got shape {tuple(lam.shape)}"
         )
     if lam.numel():
-        if not bool(torch.isfinite(lam).all()):
+        # One reduction and one host sync for all three checks (NaN propagates through both).
+        low, high = torch.aminmax(lam.detach().reshape(-1)) if lam.numel() > 1 else (lam.detach(),) * 2
+        low, high = float(low), float(high)
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("lam must be finite, got NaN or inf entries")
-        if bool((lam < 0).any()):
-            raise ValueError(f"lam must be non-negative, got minimum {lam.min().item()}")
+        if low < 0:
+            raise ValueError(f"lam must be non-negative, got minimum {low}")
+        _check_range(x_max, high, n, dtype)
     return lam.to(device=x.device, dtype=dtype).expand(batch_shape)
 
 
@@ -803,11 +962,11 @@ def tv_prox_1d(x: Tensor, lam: float | Tensor, *, dim: int = -1) -> Tensor:
         ValueError: x not a floating tensor, 0-dim, or with NaN/inf; ``dim`` out of range;
             lam negative, NaN/inf, or not broadcastable to the batch shape.
     """
-    x = _check_x(x, 1, "(the signal dim)")
+    x, x_max = _check_x(x, 1, "(the signal dim)")
     dim = _check_dim(dim, x.dim())
     dtype = _compute_dtype(x)
     batch_shape = x.shape[:dim] + x.shape[dim + 1 :]
-    lam_b = _check_lam(lam, batch_shape, x, dtype)
+    lam_b = _check_lam(lam, batch_shape, x, dtype, x_max=x_max, n=x.shape[dim])
     y = _prox_1d_unchecked(x.to(dtype), lam_b, dim)
     return y.to(x.dtype)
 
@@ -819,7 +978,24 @@ def _check_iters(iters: object) -> int:
 
 
 def _prox_2d_unchecked(x: Tensor, lam: Tensor, iters: int) -> Tensor:
-    """Alg. 1 on checked inputs; ``lam`` of shape ``x.shape[:-2]``."""
+    """Alg. 1 on checked inputs; ``lam`` of shape ``x.shape[:-2]``.
+
+    CPU with numba: the whole Dykstra loop of each (H, W) plane in one compiled call
+    (`_TVProx2dPlanes`), planes spread over the thread pool, a fused backward. Otherwise (CUDA,
+    no numba, ``_force_backend("torch")``): the loop below over the batched 1D operator, which
+    autograd differentiates; both give the same numbers.
+    """
+    if x.numel() == 0:
+        return x.clone()
+    if _pick_backend(x) == "numba":
+        height, width = x.shape[-2:]
+        planes = x.reshape(-1, height, width).contiguous()
+        lam_planes = lam.reshape(-1).contiguous()
+        if torch.is_grad_enabled() and (planes.requires_grad or lam_planes.requires_grad):
+            y = _TVProx2dPlanes.apply(planes, lam_planes, iters)
+        else:
+            y, _, _ = _dykstra_numba(planes, lam_planes, iters, store=False)
+        return y.reshape(x.shape)
     rows, cols = x.dim() - 1, x.dim() - 2
     lam_rows = lam.unsqueeze(-1).expand(x.shape[:-1])
     lam_cols = lam.unsqueeze(-1).expand(x.shape[:-2] + x.shape[-1:])
@@ -833,6 +1009,55 @@ def _prox_2d_unchecked(x: Tensor, lam: Tensor, iters: int) -> Tensor:
         q = q + z - y_next
         y = y_next
     return y
+
+
+def _counts(n: int, dtype: np.dtype) -> np.ndarray:
+    # counts[m] = m + 1 in the signals' dtype (segment lengths), shared by all rows.
+    return np.arange(1, n + 1, dtype=dtype)
+
+
+def _dykstra_numba(planes: Tensor, lam: Tensor, iters: int, *, store: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Alg. 1 on contiguous CPU planes (P, H, W), lam (P,), by `_dykstra_planes_kernel`; with
+    ``store``, also the row-pass and column-pass outputs of every iteration (P, K, H, W)."""
+    x_np = planes.detach().numpy()
+    n_planes, height, width = x_np.shape
+    out = np.empty_like(x_np)
+    kept = (n_planes, iters if store else 0, height if store else 0, width if store else 0)
+    z_store = np.empty(kept, dtype=x_np.dtype)
+    y_store = np.empty(kept, dtype=x_np.dtype)
+    counts = _counts(max(height, width), x_np.dtype)
+    _run_rows(_NUMBA_STATE["planes"], x_np.size * 2 * iters, x_np, lam.detach().numpy(), iters, counts, out,
+              z_store, y_store, shared=(2, 3))
+    return torch.from_numpy(out), torch.from_numpy(z_store), torch.from_numpy(y_store)
+
+
+class _TVProx2dPlanes(torch.autograd.Function):
+    """Alg. 1 on CPU planes (P, H, W) with lam (P,), fused (numba); backward by
+    `_dykstra_backward_kernel` through the kept 1D outputs (the same vector-Jacobian products
+    as autograd through the unfused loop)."""
+
+    @staticmethod
+    def forward(ctx, planes: Tensor, lam: Tensor, iters: int) -> Tensor:
+        y, z_store, y_store = _dykstra_numba(planes, lam, iters, store=True)
+        ctx.save_for_backward(lam)
+        ctx.stores = (z_store, y_store)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        (lam,) = ctx.saved_tensors
+        z_store, y_store = ctx.stores
+        n_planes, height, width = grad_y.shape
+        # Any strides (the stride-0 gradient of y.sum() included): numba reads them in place.
+        g_np = grad_y.detach().numpy()
+        grad_x = np.empty(grad_y.shape, dtype=g_np.dtype)
+        grad_lam = np.empty(n_planes, dtype=g_np.dtype)
+        counts = _counts(max(height, width), g_np.dtype)
+        _run_rows(_NUMBA_STATE["planes_backward"], grad_x.size * 2 * z_store.shape[1], g_np, lam.detach().numpy(),
+                  counts, z_store.numpy(), y_store.numpy(), grad_x, grad_lam, shared=(2,))
+        need_x, need_lam = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (torch.from_numpy(grad_x) if need_x else None), (torch.from_numpy(grad_lam) if need_lam else None), None
 
 
 def tv_prox_2d(x: Tensor, lam: float | Tensor, *, iters: int = 4) -> Tensor:
@@ -866,10 +1091,10 @@ def tv_prox_2d(x: Tensor, lam: float | Tensor, *, iters: int = 4) -> Tensor:
         ValueError: x not a floating tensor, with fewer than 2 dims or NaN/inf; lam negative,
             NaN/inf or not broadcastable to ``x.shape[:-2]``; iters not an int >= 1.
     """
-    x = _check_x(x, 2, "(H, W)")
+    x, x_max = _check_x(x, 2, "(H, W)")
     iters = _check_iters(iters)
     dtype = _compute_dtype(x)
-    lam_b = _check_lam(lam, x.shape[:-2], x, dtype)
+    lam_b = _check_lam(lam, x.shape[:-2], x, dtype, x_max=x_max, n=max(x.shape[-2:]))
     y = _prox_2d_unchecked(x.to(dtype), lam_b, iters)
     return y.to(x.dtype)
 
@@ -1024,7 +1249,7 @@ class TVLayer(nn.Module):
         if x.shape[1] != self.channels:
             raise ValueError(f"x must have {self.channels} channels (dim 1), got shape {tuple(x.shape)}")
         if self.lam_raw is None:
-            _check_x(x, 4, "(B, C, H, W)")
+            _check_x(x, 4, "(B, C, H, W)")  # the same input checks as the prox's
             return x
         lam = F.softplus(self.lam_raw)
         if self.direction == "2d":

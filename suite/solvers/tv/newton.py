@@ -190,7 +190,7 @@ def tv_prox_1d_newton(
     Raises:
         ValueError: as :func:`tv_prox_1d`; ``tol`` not positive or ``max_iters`` < 1.
     """
-    x = _check_x(x, 1, "(the signal dim)")
+    x, x_max = _check_x(x, 1, "(the signal dim)")
     dim = _check_dim(dim, x.dim())
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
         raise ValueError(f"tol must be a positive number, got {tol!r}")
@@ -198,7 +198,7 @@ def tv_prox_1d_newton(
         raise ValueError(f"max_iters must be an int >= 1, got {max_iters!r}")
     dtype = _compute_dtype(x)
     batch_shape = x.shape[:dim] + x.shape[dim + 1 :]
-    lam_b = _check_lam(lam, batch_shape, x, dtype)
+    lam_b = _check_lam(lam, batch_shape, x, dtype, x_max=x_max, n=x.shape[dim])
     moved = x.to(dtype).movedim(dim, -1)
     if moved.numel() == 0:
         return x.clone()
