@@ -138,6 +138,20 @@ def test_h36m_loader_gives_the_arrays_of_the_mini_path(h36m_root):
     assert len(few["world"]) == 9 and few["sequences"][:3] == ["Directions 1", "Directions 1", "Directions"]
 
 
+def test_h36m_loader_stride_keeps_every_kth_frame_of_each_sequence(h36m_root):
+    root, _ = h36m_root
+    every = table2.h36m_poses(root, (9,), frames=None)
+    strided = table2.h36m_poses(root, (9,), frames=None, stride=2)
+    for sequence in set(every["sequences"]):
+        rows = [i for i, q in enumerate(every["sequences"]) if q == sequence]
+        kept = [i for i, q in enumerate(strided["sequences"]) if q == sequence]
+        np.testing.assert_array_equal(strided["world"][kept], every["world"][rows[::2]])
+    with pytest.raises(ValueError, match="stride"):
+        table2.h36m_poses(root, (9,), frames=None, stride=0)
+    # full profile: the whole test set at the public code's stride, not a sample per action
+    assert table2.PROFILES["full"]["test_frames"] is None and table2.PROFILES["full"]["stride"] == 5
+
+
 def test_h36m_loader_rejects_bad_input(h36m_root, tmp_path):
     root, _ = h36m_root
     with pytest.raises(ValueError, match="frames"):
@@ -178,6 +192,10 @@ def test_table2_full_profile_runs_on_a_human36m_tree(h36m_root, tmp_path, monkey
     df = _run_full("wibergian.table2", tmp_path, monkeypatch,
                    cells=lambda c: c["variant"] in ("mono", "multi-baseline", "multi-huber"))
     assert (df.profile == "full").all()
+    counts = df[df.table == table2.TABLE3].set_index("row").value
+    assert counts["Total"] == sum(counts[r] for r in counts.index if r != "Total") > 0
+    assert counts["Body Models"] == 17 * 3 * (1 + 4) and counts["Cameras"] == 4 and counts["Fusion ‡"] == 0
+    df = df[df.table != table2.TABLE3]
     measured = df[df.value.notna()]
     assert set(measured.column) == {"Dir.", "Walk", "WalkD.", table2.AVG}
     assert set(zip(measured.table, measured.row)) == {(table2.TABLE_MONO, table2.ROW_MONO),

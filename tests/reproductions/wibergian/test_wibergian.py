@@ -175,6 +175,27 @@ def test_table2_smoke_first_cells(tmp_path):
     assert set(df.column) == {*table2.ACTIONS.values(), table2.AVG}
 
 
+def test_pose_evaluation_in_chunks_equals_one_batch():
+    data = table2.synthetic_poses((9,), frames=2, seed=0)
+    model = table2.PoseModel(table2.fit_ppca(data["world"], basis=4))
+    prob = table2.Problem(data, "multi")
+    whole = table2.evaluate(model, prob, robust="l2", max_iter=10, chunk=len(prob))
+    parts = table2.evaluate(model, prob, robust="l2", max_iter=10, chunk=3)
+    assert whole.keys() == parts.keys()
+    for key in whole:
+        assert parts[key] == pytest.approx(whole[key], rel=1e-9), key
+
+
+def test_table3_parameter_counts_follow_the_learned_groups():
+    model = table2.PoseModel(table2.fit_ppca(table2.synthetic_poses((1,), frames=2, seed=0)["world"], basis=8))
+    full = table2.parameter_counts(model, table2.VARIANTS["multi-huber"][4])
+    assert full["Body Models"][0] == 51 + 8 * 51 and full["Covariance"][0] == 8 and full["Reprojection"][0] == 17
+    assert full["Huber ‡"][0] == 1 and full["Cameras"][0] == 4 and full["Scaling ‡"][0] == full["Fusion ‡"][0] == 0
+    assert full["Total"][0] == sum(p.numel() for p in model.parameters())  # every weight is learned there
+    partial = table2.parameter_counts(model, table2.VARIANTS["multi-partial"][4])
+    assert partial["Reprojection"][0] == 0 and partial["Total"][0] == 51 + 8 * 51 + 8 + 4
+
+
 def test_pose_energy_minimum_recovers_a_clean_model_pose():
     """Noise-free detections of a pose inside the model: the multi-view minimiser finds it."""
     data = table2.synthetic_poses((1,), frames=2, seed=0)
