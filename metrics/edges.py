@@ -75,10 +75,28 @@ __all__ = [
 _MULTIPLIER = 100  # match.cc: integer costs are distances times 100
 
 
+# Bounds on the benchmark's options: beyond them the answer does not change (a radius past a
+# tenth of the diagonal matches everything with everything; 1000 thresholds resolve any PR curve
+# far below an annotator's disagreement) while time and memory grow without bound (the matching
+# graph has O(radius^2) edges per pixel; each threshold is a full matching).
+MAX_THRESHOLDS = 1000
+MAX_DIST_LIMIT = 0.1
+
+
+def _check_max_dist(max_dist: Any) -> float:
+    radius = _checks.check_positive(max_dist, "max_dist")
+    if radius > MAX_DIST_LIMIT:
+        raise ValueError(f"max_dist: expected a fraction of the image diagonal in (0, {MAX_DIST_LIMIT}] "
+                         f"(0.0075 for BSDS, 0.011 for NYUD), got {max_dist!r}")
+    return radius
+
+
 def bsds_thresholds(count: int) -> np.ndarray:
     """``linspace(1/(K+1), 1 - 1/(K+1), K)``, the thresholds of ``edgesEvalImg``."""
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"thresholds: expected a positive integer count or an array, got {count!r}")
+    if count > MAX_THRESHOLDS:
+        raise ValueError(f"thresholds: expected a count of at most {MAX_THRESHOLDS} (99 in BSDS), got {count!r}")
     return np.linspace(1.0 / (count + 1), 1.0 - 1.0 / (count + 1), int(count))
 
 
@@ -143,7 +161,7 @@ def correspond_pixels(pred: Any, gt: Any, *, max_dist: float = 0.0075,
     """
     pred_map, gt_map = _binary_map(pred, "pred"), _binary_map(gt, "gt")
     _checks.check_same_shape(pred_map, gt_map, "pred", "gt")
-    radius = _checks.check_positive(max_dist, "max_dist")
+    radius = _check_max_dist(max_dist)
     cost = _checks.check_positive(outlier_cost, "outlier_cost")
     if cost <= 1:
         raise ValueError(f"outlier_cost: expected a number > 1 (match.cc requires outlierCost > maxDist), got {outlier_cost!r}")
@@ -200,8 +218,9 @@ def _thresholds(thresholds: Any) -> np.ndarray:
     if isinstance(thresholds, (int, np.integer)) and not isinstance(thresholds, bool):
         return bsds_thresholds(int(thresholds))
     values = _checks.to_numpy(thresholds, "thresholds").astype(np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"thresholds: expected a count or a non-empty 1-D array, got shape {values.shape}")
+    if values.ndim != 1 or values.size == 0 or values.size > MAX_THRESHOLDS:
+        raise ValueError(f"thresholds: expected a count or a non-empty 1-D array of at most {MAX_THRESHOLDS} "
+                         f"values, got shape {values.shape}")
     _checks.check_finite(values, "thresholds")
     _checks.check_range(values, "thresholds", 0.0, 1.0)
     if np.any(np.diff(values) <= 0):
@@ -222,7 +241,7 @@ def evaluate_image(pred: Any, gts: Any, *, thresholds: Any = 99, max_dist: float
     """
     pred_map = _check_edge_map(pred, "pred")
     gt_maps = _check_gts(gts, pred_map.shape, "gts")
-    radius = _checks.check_positive(max_dist, "max_dist")
+    radius = _check_max_dist(max_dist)
     return _evaluate_counts(pred_map, gt_maps, _thresholds(thresholds), radius, bool(thin))
 
 
@@ -335,7 +354,7 @@ def boundary_benchmark(preds: Sequence[Any], gts_per_image: Sequence[Any], *, th
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
     values = _thresholds(thresholds)
-    radius = _checks.check_positive(max_dist, "max_dist")
+    radius = _check_max_dist(max_dist)
     jobs = []
     for i, (pred, gts) in enumerate(zip(preds, gts_per_image)):
         pred_map = _check_edge_map(pred, f"preds[{i}]")

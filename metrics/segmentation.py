@@ -180,9 +180,21 @@ def iou(pred: Any, gt: Any, ignore_index: int | None = None) -> Any:
     return float(result) if result.ndim == 0 else result
 
 
-def _davis_sequences(masks: Any, gts: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check_void_is_not_foreground(gt: np.ndarray, ignore_index: int | None, name: str) -> None:
+    """Refuse ground truth whose only non-zero value is the void label: raw DAVIS-2016 masks store
+    the object as 255, and read with ``ignore_index=255`` the whole object would be void, so every
+    prediction, even an empty one, would score J = 1."""
+    if ignore_index is None or gt.dtype == bool or not np.any(gt == ignore_index) or np.any(gt == 1):
+        return
+    raise ValueError(f"{name}: holds the void value {ignore_index} but no foreground value 1; raw DAVIS masks store "
+                     f"the object as 255: convert them to {{0, 1}} first (e.g. (gt > 127)), or pass ignore_index=None "
+                     f"if 255 really is the object")
+
+
+def _davis_sequences(masks: Any, gts: Any, ignore_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and ground truth as ``(O, T, H, W)`` arrays with ``T >= 3`` (DAVIS drops the first
-    and last frame), or ValueError naming what was wrong."""
+    and last frame), or ValueError naming what was wrong (including, per object, a sequence whose
+    only non-zero ground-truth value is ``ignore_index``)."""
     pred_array = _checks.prediction(masks, "masks")
     gt_array = _checks.to_numpy(gts, "gts")
     _checks.check_same_shape(pred_array, gt_array, "masks", "gts")
@@ -192,6 +204,8 @@ def _davis_sequences(masks: Any, gts: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"masks: expected shape (O, T, H, W) or (T, H, W), got {tuple(pred_array.shape)}")
     if pred_array.shape[1] < 3:
         raise ValueError(f"masks: need at least 3 frames (first and last are excluded), got T={pred_array.shape[1]}")
+    for o in range(gt_array.shape[0]):
+        _check_void_is_not_foreground(gt_array[o], ignore_index, f"gts (object {o})")
     return pred_array, gt_array
 
 
@@ -210,10 +224,12 @@ def davis_j(masks: Any, gts: Any, *, ignore_index: int | None = 255, reduction: 
         reduction: ``"mean"`` (float, mean over objects) or ``"none"`` (``(O,)``).
 
     Raises:
-        ValueError: fewer than 3 frames (nothing left once first and last are dropped).
+        ValueError: fewer than 3 frames (nothing left once first and last are dropped); an
+            object whose ground truth holds ``ignore_index`` but never 1 (raw DAVIS-2016 masks,
+            stored 0/255, would otherwise be all void and score J = 1 for any prediction).
     """
     _checks.check_choice(reduction, "reduction", ("mean", "none"))
-    pred_array, gt_array = _davis_sequences(masks, gts)
+    pred_array, gt_array = _davis_sequences(masks, gts, ignore_index)
     per_frame = iou(pred_array[:, 1:-1], gt_array[:, 1:-1], ignore_index)
     per_object = np.asarray(per_frame, dtype=np.float64).reshape(pred_array.shape[0], -1).mean(axis=1)
     return float(per_object.mean()) if reduction == "mean" else per_object
@@ -273,8 +289,18 @@ def boundary_f(pred: Any, gt: Any, *, bound_th: float = 0.008, ignore_index: int
         F in [0, 1].
 
     Raises:
-        ValueError: shapes differ, not 2-D, non-binary masks, a non-positive ``bound_th``.
+        ValueError: shapes differ, not 2-D, non-binary masks, a non-positive ``bound_th`` or one
+            whose radius exceeds the image diagonal, a ground truth whose only non-zero value is
+            ``ignore_index`` (raw 0/255 masks, see :func:`davis_j`).
     """
+    gt_array = _checks.to_numpy(gt, "gt")
+    _check_void_is_not_foreground(gt_array, ignore_index, "gt")
+    return _boundary_f(pred, gt_array, bound_th=bound_th, ignore_index=ignore_index)
+
+
+def _boundary_f(pred: Any, gt: Any, *, bound_th: float, ignore_index: int | None) -> float:
+    """:func:`boundary_f` without the void check (a sequence checks it once over all frames: one
+    frame may legitimately hold void and no object)."""
     import cv2
     from skimage.morphology import disk
 
@@ -289,7 +315,13 @@ def boundary_f(pred: Any, gt: Any, *, bound_th: float = 0.008, ignore_index: int
     valid = gt_array != ignore_index if ignore_index is not None else np.ones(gt_array.shape, bool)
     pred_boundary = boundary_map(pred_array.astype(bool) & valid)
     gt_boundary = boundary_map((gt_array == 1) & valid)
-    radius = bound_th if bound_th >= 1 else float(np.ceil(bound_th * np.hypot(*gt_array.shape)))
+    diagonal = float(np.hypot(*gt_array.shape))
+    radius = bound_th if bound_th >= 1 else float(np.ceil(bound_th * diagonal))
+    if radius > diagonal + 1:
+        # past the diagonal every pixel is near every other; the disc would only cost memory
+        raise ValueError(f"bound_th: the tolerance radius {radius:g} px exceeds the image diagonal "
+                         f"({diagonal:.0f} px for {gt_array.shape[0]}x{gt_array.shape[1]}); expected a fraction < 1 "
+                         "of the diagonal (0.008 in DAVIS) or a radius in pixels")
     footprint = disk(int(radius)).astype(np.uint8)
     pred_near = cv2.dilate(pred_boundary.astype(np.uint8), footprint).astype(bool)
     gt_near = cv2.dilate(gt_boundary.astype(np.uint8), footprint).astype(bool)
@@ -317,15 +349,19 @@ def davis_f(masks: Any, gts: Any, *, bound_th: float = 0.008, ignore_index: int 
         reduction: ``"mean"`` (float) or ``"none"`` (``(O,)``).
 
     Raises:
-        ValueError: shapes differ, fewer than 3 frames, non-binary masks.
+        ValueError: shapes differ, fewer than 3 frames, non-binary masks, an object whose ground
+            truth holds ``ignore_index`` but never 1 (raw 0/255 masks, see :func:`davis_j`).
     """
     _checks.check_choice(reduction, "reduction", ("mean", "none"))
-    pred_array, gt_array = _davis_sequences(masks, gts)
-    per_object = np.array([np.mean([boundary_f(pred_array[o, t], gt_array[o, t], bound_th=bound_th,
+    pred_array, gt_array = _davis_sequences(masks, gts, ignore_index)
+    per_object = np.array([np.mean([_boundary_f(pred_array[o, t], gt_array[o, t], bound_th=bound_th,
                                                ignore_index=ignore_index)
                                     for t in range(1, pred_array.shape[1] - 1)])
                            for o in range(pred_array.shape[0])], dtype=np.float64)
     return float(per_object.mean()) if reduction == "mean" else per_object
+
+
+MAX_TRIMAP_WIDTH = 4096
 
 
 def trimap_mask(gt: Any, width: int, *, void: int = 255) -> np.ndarray:
@@ -346,11 +382,14 @@ def trimap_mask(gt: Any, width: int, *, void: int = 255) -> np.ndarray:
     _checks.check_numeric(gt_array, "gt")
     _checks.check_nonempty(gt_array, "gt")
     _checks.check_ndim(gt_array, "gt", 2, "(H, W)")
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
-        raise ValueError(f"width: expected an integer >= 0, got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 0 <= width <= MAX_TRIMAP_WIDTH:
+        raise ValueError(f"width: expected an integer in [0, {MAX_TRIMAP_WIDTH}] (the trimap band's half-width in "
+                         f"pixels; the papers use up to 40), got {width!r}")
     void_mask = gt_array == void
     if width == 0:
         return np.zeros(gt_array.shape, dtype=bool)
+    # a band wider than the image covers it all: the same answer with a bounded structuring element
+    width = min(int(width), max(gt_array.shape))
     structure = np.ones((2 * width + 1, 2 * width + 1), dtype=bool)
     band = ndimage.binary_dilation(void_mask, structure=structure, border_value=0)
     return band & ~void_mask
