@@ -291,12 +291,13 @@ def _one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     import signal
 
-    from suite.data.registry import ConfigurationError
+    from suite.data.registry import ConfigurationError, check_environment
     from suite.harness.store import StoreError
 
     args = _parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
+        check_environment()
         return COMMANDS[args.verb](args)
     except BrokenPipeError:  # `energybench list | head`
         sys.stderr.close()

@@ -243,6 +243,13 @@ def _cache_dir() -> Path:
     return Path(base) / "energybench" / "manifests"
 
 
+def check_environment() -> None:
+    """Raise ConfigurationError now (naming the variable) if ``ENERGYBENCH_DATA`` or
+    ``ENERGYBENCH_CACHE`` names a file, rather than deep inside a run."""
+    data_roots()
+    _cache_dir()
+
+
 @dataclasses.dataclass
 class Walk:
     """What :func:`walk_dataset` found: the regular files, and what it passed over and why."""

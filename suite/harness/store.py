@@ -71,7 +71,7 @@ def _problem(error: OSError) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: os.PathLike | str, mode: str = "w") -> Iterator[IO]:
+def atomic_write(path: os.PathLike | str, mode: str = "w", *, newline: str | None = None) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on a clean exit fsync it and rename it
     over ``path`` (readers see the old file or the new one, never half of one).
 
@@ -82,6 +82,7 @@ def atomic_write(path: os.PathLike | str, mode: str = "w") -> Iterator[IO]:
     Args:
         path: the file to write.
         mode: ``"w"`` (text, UTF-8) or ``"wb"``.
+        newline: as ``open``'s (``""`` for the csv module), text mode only.
 
     Raises:
         StoreError: the folder cannot be created or written (permission, read-only, full disk),
@@ -97,7 +98,7 @@ def atomic_write(path: os.PathLike | str, mode: str = "w") -> Iterator[IO]:
         raise StoreError(path, f"cannot write ({_problem(error)})", error.errno) from error
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": newline} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
