@@ -268,7 +268,7 @@ def _dykstra_planes_kernel(x, lam, iters, counts, out, z_store, y_store):  # pra
     block = _COLUMN_BLOCK
     p = np.empty((height, width), dtype=x.dtype)
     q = np.empty((height, width), dtype=x.dtype)
-    z = np.empty((height, width), dtype=x.dtype)
+    scratch = np.empty((height, width), dtype=x.dtype)
     row = np.empty(width, dtype=x.dtype)
     cols_in = np.empty((block, height), dtype=x.dtype)
     cols_out = np.empty((block, height), dtype=x.dtype)
@@ -279,6 +279,8 @@ def _dykstra_planes_kernel(x, lam, iters, counts, out, z_store, y_store):  # pra
         p[:, :] = 0
         q[:, :] = 0
         for k in range(iters):
+            # The row pass writes straight into the kept copy when there is one.
+            z = z_store[plane, k] if store else scratch
             for i in range(height):
                 for j in range(width):
                     row[j] = y[i, j] + p[i, j]
@@ -298,7 +300,6 @@ def _dykstra_planes_kernel(x, lam, iters, counts, out, z_store, y_store):  # pra
                         y[i, j0 + c] = value
                         q[i, j0 + c] = q[i, j0 + c] + z[i, j0 + c] - value
             if store:
-                z_store[plane, k] = z
                 y_store[plane, k] = y
 
 
@@ -1019,6 +1020,7 @@ def _counts(n: int, dtype: np.dtype) -> np.ndarray:
 def _dykstra_numba(planes: Tensor, lam: Tensor, iters: int, *, store: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Alg. 1 on contiguous CPU planes (P, H, W), lam (P,), by `_dykstra_planes_kernel`; with
     ``store``, also the row-pass and column-pass outputs of every iteration (P, K, H, W)."""
+    _numba_compile()
     x_np = planes.detach().numpy()
     n_planes, height, width = x_np.shape
     out = np.empty_like(x_np)
