@@ -19,11 +19,16 @@ fixed. Loss: mean per-joint distance to the ground truth (after the scale normal
 Adam (lr 0.02) on mini-batches of frames. "Ours - Baseline": the same energy with hand-set
 weights (PPCA fitted to the training poses, w_j = W_c = 1, 5 px noise scale, L2).
 
-What differs from Tome et al. and the public code (``HumanPose/utils/wieberg.py``), precisely:
-(1) one PPCA model, not a mixture of 3 ([21] picks the model of least reconstruction error, [33] and the
-public code take a learned weighted average of the 3 models' and of the rotation candidates'
-reconstructions, weights ``exp_weights``, ``exp_weights_model``, ``exp_additive_model``): here the
-reconstruction is the minimiser from the best of 8 rotation seeds; (2) 8 basis vectors with a diagonal
+Mixture (setting ``models``; 3 at full as in Tome et al. and the public code's default): the training
+poses are split by k-means into ``models`` clusters, each gets its own PPCA model and its own weights;
+each model's pose is the minimiser from its best of 8 rotation seeds, and the reconstruction is the
+weighted average sum_m w_m P_m with w = softmax(-exp(t) E_m + b_m) over the models' energies at their
+minima, t and b learned in the fully learned rows (at t = b = 0 this is close to [21]'s choice of the
+model of least energy; the paper: "replaced the choice of best fitting model with a weighted average").
+
+What still differs from Tome et al. and the public code (``HumanPose/utils/wieberg.py``), precisely:
+(1) the fusion weights average over the models only (the code also averages over rotation candidates,
+``exp_weights``, and its weights' form is in compiled modules); (2) 8 basis vectors with a diagonal
 prior (the code: 25 basis vectors plus the mean and 3 translations per model, and a full learned 29 x 29
 prior matrix per model); (3) the minimiser is L-BFGS plus one damped Newton step on the smooth energy,
 differentiated by Eq. (10), not the code's 3 IRLS reweightings of a regularised linear least-squares
@@ -99,20 +104,21 @@ N_ROTATION_SEEDS = 8
 # Variants: (table, row, energy setting, data term, learned parameter groups)
 VARIANTS = {
     "mono-baseline": (TABLE_MONO, ROW_BASELINE, "mono", "l2", ()),
-    "mono": (TABLE_MONO, ROW_MONO, "mono", "l2", ("mu", "e", "sigma", "joint")),
+    "mono": (TABLE_MONO, ROW_MONO, "mono", "l2", ("mu", "e", "sigma", "joint", "fusion")),
     "multi-baseline": (TABLE_MULTI, ROW_BASELINE, "multi", "l2", ()),
     "multi-partial": (TABLE_MULTI, ROW_PARTIAL, "multi", "l2", ("mu", "e", "sigma", "camera")),
-    "multi-l2": (TABLE_MULTI, ROW_L2, "multi", "l2", ("mu", "e", "sigma", "camera", "joint")),
-    "multi-huber": (TABLE_MULTI, ROW_HUBER, "multi", "huber", ("mu", "e", "sigma", "camera", "joint", "delta")),
+    "multi-l2": (TABLE_MULTI, ROW_L2, "multi", "l2", ("mu", "e", "sigma", "camera", "joint", "fusion")),
+    "multi-huber": (TABLE_MULTI, ROW_HUBER, "multi", "huber",
+                    ("mu", "e", "sigma", "camera", "joint", "delta", "fusion")),
 }
 
 PROFILES = {
-    "smoke": {"frames": 3, "test_frames": 3, "stride": 1, "basis": 6, "steps": 3, "batch": 8, "lr": 0.02,
-              "max_iter": 20, "data": "synthetic", "seeds": [0]},
-    "mini": {"frames": 16, "test_frames": 16, "stride": 1, "basis": 8, "steps": 40, "batch": 32, "lr": 0.02,
-             "max_iter": 30, "data": "synthetic", "seeds": [0, 1, 2]},
-    "full": {"frames": None, "test_frames": None, "stride": 5, "basis": 8, "steps": 2000, "batch": 16, "lr": 0.02,
-             "max_iter": 30, "data": "h36m", "seeds": [0]},
+    "smoke": {"frames": 3, "test_frames": 3, "stride": 1, "basis": 6, "models": 2, "steps": 3, "batch": 8,
+              "lr": 0.02, "max_iter": 20, "data": "synthetic", "seeds": [0]},
+    "mini": {"frames": 16, "test_frames": 16, "stride": 1, "basis": 8, "models": 3, "steps": 40, "batch": 32,
+             "lr": 0.02, "max_iter": 30, "data": "synthetic", "seeds": [0, 1, 2]},
+    "full": {"frames": None, "test_frames": None, "stride": 5, "basis": 8, "models": 3, "steps": 2000, "batch": 16,
+             "lr": 0.02, "max_iter": 30, "data": "h36m", "seeds": [0]},
 }
 
 # ------------------------------------------------------------------------------- skeleton
@@ -402,6 +408,38 @@ def fit_ppca(poses: np.ndarray, *, basis: int) -> dict:
             "variance": np.maximum(eig[:basis] - noise, 1.0)}
 
 
+def fit_ppca_mixture(poses: np.ndarray, *, basis: int, models: int, seed: int = 0) -> list[dict]:
+    """Tome et al.'s mixture of PPCA models: k-means (``scipy.cluster.vq.kmeans2``, k-means++ start,
+    seeded) on the root-centred, yaw-aligned training poses, then :func:`fit_ppca` on each cluster.
+
+    Args:
+        poses: ``(N, 17, 3)`` world poses, mm.
+        basis: basis vectors per model.
+        models: number of models (1: one PPCA of every pose).
+        seed: k-means seed.
+
+    Returns:
+        ``models`` dicts of :func:`fit_ppca`, largest cluster first.
+
+    Raises:
+        ValueError: ``models`` not a positive int, or a cluster with no more poses than ``basis``.
+    """
+    if isinstance(models, bool) or not isinstance(models, int) or models < 1:
+        raise ValueError(f"models: expected a positive int, got {models!r}")
+    if models == 1:
+        return [fit_ppca(poses, basis=basis)]
+    from scipy.cluster.vq import kmeans2
+
+    centred = poses - poses[:, :1]
+    aligned = np.einsum("nij,nkj->nki", _rot("y", -facing_angle(centred)), centred).reshape(len(poses), -1)
+    _, label = kmeans2(aligned, models, minit="++", seed=seed)
+    sizes = np.bincount(label, minlength=models)
+    if sizes.min() <= basis:
+        raise ValueError(f"poses: k-means gave clusters of {sizes.tolist()} poses for {models} models of {basis} "
+                         f"basis vectors; each needs more than {basis} (give more frames or fewer models)")
+    return [fit_ppca(poses[label == k], basis=basis) for k in np.argsort(-sizes, kind="stable")]
+
+
 def _rot_y(theta: torch.Tensor) -> torch.Tensor:
     c, s = torch.cos(theta), torch.sin(theta)
     o, z = torch.ones_like(theta), torch.zeros_like(theta)
@@ -427,6 +465,23 @@ class PoseModel(torch.nn.Module):
         """Root-relative pose ``(..., 17, 3)`` mm: R_y(theta) (mu + sum_b a_b e_b)."""
         local = 100.0 * self.mean_dm + torch.einsum("...b,bjk->...jk", coeffs, self.basis)
         return torch.einsum("...ik,...jk->...ji", _rot_y(theta), local)
+
+
+class PoseMixture(torch.nn.Module):
+    """M :class:`PoseModel` s (each its own mu, e, sigma, joint and camera weights, delta) and the fusion
+    weights of their reconstructions: ``w_m = softmax_m(-exp(log_temperature) E_m + bias_m)``, E_m the
+    energy at model m's minimum ([33] and the paper replace [21]'s choice of the best model with a
+    weighted average; at the start, temperature 1 and bias 0, the weights are close to that choice)."""
+
+    def __init__(self, ppcas: list, *, cameras: int = 4):
+        super().__init__()
+        if not ppcas:
+            raise ValueError("ppcas: expected at least one PPCA model, got none")
+        self.models = torch.nn.ModuleList(PoseModel(p, cameras=cameras) for p in ppcas)
+        self.fusion_bias = torch.nn.Parameter(torch.zeros(len(ppcas), dtype=torch.float64))
+        self.log_temperature = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.groups = {g: [p for m in self.models for p in m.groups[g]] for g in self.models[0].groups}
+        self.groups["fusion"] = [self.fusion_bias, self.log_temperature] if len(ppcas) > 1 else []
 
 
 def _rho(residual2: torch.Tensor, robust: str, delta: torch.Tensor) -> torch.Tensor:
@@ -585,24 +640,37 @@ def _seeds(model: PoseModel, prob: Problem) -> torch.Tensor:
     return seeds
 
 
-def reconstruct(model: PoseModel, prob: Problem, *, robust: str, lam: float, max_iter: int) -> torch.Tensor:
-    """Root-relative predicted poses ``(B, 17, 3)`` (camera frame for mono, world for multi-view)."""
+def reconstruct(model: PoseModel, prob: Problem, *, robust: str, lam: float, max_iter: int,
+                return_energy: bool = False):
+    """Root-relative predicted poses ``(B, 17, 3)`` (camera frame for mono, world for multi-view); with
+    ``return_energy`` also the energies ``(B,)`` at the minima (differentiable in the weights)."""
     mean = 100.0 * model.mean_dm
     inv_var = torch.exp(-2 * model.log_sigma)
     joint_w, delta = torch.exp(model.log_joint), torch.exp(model.log_delta)
     if prob.setting == "mono":
         params = (prob.x2d, prob.visible, prob.rotation, mean, model.basis, inv_var, joint_w, delta)
-        y = argmin(lambda y, *p: mono_energy(y, *p, robust), _seeds(model, prob), params, lam=lam,
-                   max_iter=max_iter, warn=False)
+        energy = lambda y, *p: mono_energy(y, *p, robust)  # noqa: E731
+        y = argmin(energy, _seeds(model, prob), params, lam=lam, max_iter=max_iter, warn=False)
         pose = model.shape(y[:, 0], y[:, 4:])
         pose = torch.einsum("bik,bjk->bji", prob.rotation, pose)
     else:
         params = (prob.x2d, prob.visible, prob.rot, prob.centre, prob.focal, prob.pp, mean, model.basis, inv_var,
                   joint_w, torch.exp(model.log_camera), delta)
-        y = argmin(lambda y, *p: multi_energy(y, *p, robust), _seeds(model, prob), params, lam=lam,
-                   max_iter=max_iter, warn=False)
+        energy = lambda y, *p: multi_energy(y, *p, robust)  # noqa: E731
+        y = argmin(energy, _seeds(model, prob), params, lam=lam, max_iter=max_iter, warn=False)
         pose = model.shape(y[:, 0], y[:, 4:])
-    return pose - pose[:, :1]
+    pose = pose - pose[:, :1]
+    return (pose, energy(y, *params)) if return_energy else pose
+
+
+def reconstruct_mixture(mixture: PoseMixture, prob: Problem, *, robust: str, lam: float,
+                        max_iter: int) -> torch.Tensor:
+    """The fused reconstruction ``sum_m w_m P_m`` ``(B, 17, 3)`` of :class:`PoseMixture` (one model: its own)."""
+    poses, energies = zip(*(reconstruct(m, prob, robust=robust, lam=lam, max_iter=max_iter, return_energy=True)
+                            for m in mixture.models))
+    logits = -torch.exp(mixture.log_temperature) * torch.stack(energies) + mixture.fusion_bias[:, None]
+    weights = torch.softmax(logits, dim=0)  # (M, B)
+    return (weights[..., None, None] * torch.stack(poses)).sum(0)
 
 
 def scale_to_gt(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -611,7 +679,7 @@ def scale_to_gt(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return pred * ratio[:, None, None]
 
 
-def train(model: PoseModel, prob: Problem, *, robust: str, groups, steps: int, batch: int, lr: float,
+def train(model: PoseMixture, prob: Problem, *, robust: str, groups, steps: int, batch: int, lr: float,
           max_iter: int, seed: int) -> dict:
     params = [p for g in groups for p in model.groups[g]]
     for p in model.parameters():
@@ -623,7 +691,8 @@ def train(model: PoseModel, prob: Problem, *, robust: str, groups, steps: int, b
         index = torch.randperm(len(prob), generator=generator)[:batch]
         part = prob.take(index)
         try:
-            pred = scale_to_gt(reconstruct(model, part, robust=robust, lam=LAMBDA, max_iter=max_iter), part.gt)
+            pred = scale_to_gt(reconstruct_mixture(model, part, robust=robust, lam=LAMBDA, max_iter=max_iter),
+                               part.gt)
         except ArgminError as error:
             reason = f"minimisation failed at step {step}: {error}"
             break
@@ -638,14 +707,14 @@ def train(model: PoseModel, prob: Problem, *, robust: str, groups, steps: int, b
     return {"losses": losses, "reason": reason}
 
 
-def evaluate(model: PoseModel, prob: Problem, *, robust: str, max_iter: int, chunk: int = 1024) -> dict:
+def evaluate(model: PoseMixture, prob: Problem, *, robust: str, max_iter: int, chunk: int = 1024) -> dict:
     """Action-wise MPJPE (mm) after scale normalisation: {column: value}; frames are reconstructed
     ``chunk`` at a time (the whole Human3.6M test set does not fit one batch)."""
     preds = []
     with torch.no_grad():
         for start in range(0, len(prob), chunk):
             part = prob.take(torch.arange(start, min(start + chunk, len(prob))))
-            preds.append(scale_to_gt(reconstruct(model, part, robust=robust, lam=LAMBDA, max_iter=max_iter),
+            preds.append(scale_to_gt(reconstruct_mixture(model, part, robust=robust, lam=LAMBDA, max_iter=max_iter),
                                      part.gt))
     pred = torch.cat(preds)
     errors = mpjpe(pred.numpy(), prob.gt.numpy(), root=0, reduction="none")
@@ -654,7 +723,7 @@ def evaluate(model: PoseModel, prob: Problem, *, robust: str, max_iter: int, chu
     return result
 
 
-def parameter_counts(model: PoseModel, groups) -> dict:
+def parameter_counts(model: PoseMixture, groups) -> dict:
     """Learned parameters per component of Table 3 (multi-view): ``{component: (count, note or None)}``.
 
     The paper's components (3 models in the public code): body models (mu, e), reprojection (per-joint
@@ -662,15 +731,17 @@ def parameter_counts(model: PoseModel, groups) -> dict:
     cameras; a component this energy does not learn counts 0, with the reason.
     """
     learned = {g: sum(p.numel() for p in model.groups[g]) if g in groups else 0 for g in model.groups}
+    m, k = len(model.models), model.models[0].basis.shape[0]
     counts = {
-        "Body Models": (learned["mu"] + learned["e"], "1 PPCA model: mean 17 x 3 and %d basis vectors (the paper: 3 "
-                        "models of 25)" % model.basis.shape[0]),
-        "Reprojection": (learned["joint"], "one weight per joint"),
+        "Body Models": (learned["mu"] + learned["e"], f"{m} PPCA model(s), each a mean 17 x 3 and {k} basis vectors "
+                        "(the paper: 3 models of 25)"),
+        "Reprojection": (learned["joint"], "one weight per joint and model"),
         "Scaling ‡": (0, "not learned: the 5 px noise scale is fixed"),
-        "Covariance": (learned["sigma"], "diagonal prior, one variance per basis vector"),
-        "Huber ‡": (learned["delta"], "the smooth Huber's delta" if learned["delta"] else "L2: no Huber"),
-        "Fusion ‡": (0, "no mixture and no weighted average: the best of 8 rotation seeds"),
-        "Cameras": (learned["camera"], "one weight W_c per camera"),
+        "Covariance": (learned["sigma"], "diagonal prior, one variance per basis vector and model"),
+        "Huber ‡": (learned["delta"], "the smooth Huber's delta per model" if learned["delta"] else "L2: no Huber"),
+        "Fusion ‡": (learned["fusion"], "bias per model and one temperature of the weighted average"
+                     if learned["fusion"] else "not learned"),
+        "Cameras": (learned["camera"], "one weight W_c per camera and model"),
     }
     counts["Total"] = (sum(c for c, _ in counts.values()), None)
     return counts
@@ -718,7 +789,8 @@ def table2(ctx, cell):
             train_data = synthetic_poses(TRAIN_SUBJECTS, frames=s["frames"], seed=ctx.seed)
             test_data = synthetic_poses(TEST_SUBJECTS, frames=s["test_frames"], seed=ctx.seed)
         torch.manual_seed(ctx.seed)
-        model = PoseModel(fit_ppca(train_data["world"], basis=s["basis"]))
+        model = PoseMixture(fit_ppca_mixture(train_data["world"], basis=s["basis"], models=s["models"],
+                                             seed=ctx.seed))
         note = None
         if groups:
             log = train(model, Problem(train_data, setting), robust=robust, groups=groups, steps=s["steps"],

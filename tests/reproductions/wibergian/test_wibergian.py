@@ -177,7 +177,7 @@ def test_table2_smoke_first_cells(tmp_path):
 
 def test_pose_evaluation_in_chunks_equals_one_batch():
     data = table2.synthetic_poses((9,), frames=2, seed=0)
-    model = table2.PoseModel(table2.fit_ppca(data["world"], basis=4))
+    model = table2.PoseMixture([table2.fit_ppca(data["world"], basis=4)])
     prob = table2.Problem(data, "multi")
     whole = table2.evaluate(model, prob, robust="l2", max_iter=10, chunk=len(prob))
     parts = table2.evaluate(model, prob, robust="l2", max_iter=10, chunk=3)
@@ -187,13 +187,55 @@ def test_pose_evaluation_in_chunks_equals_one_batch():
 
 
 def test_table3_parameter_counts_follow_the_learned_groups():
-    model = table2.PoseModel(table2.fit_ppca(table2.synthetic_poses((1,), frames=2, seed=0)["world"], basis=8))
+    poses = table2.synthetic_poses((1, 5), frames=8, seed=0)["world"]
+    model = table2.PoseMixture(table2.fit_ppca_mixture(poses, basis=8, models=3))
     full = table2.parameter_counts(model, table2.VARIANTS["multi-huber"][4])
-    assert full["Body Models"][0] == 51 + 8 * 51 and full["Covariance"][0] == 8 and full["Reprojection"][0] == 17
-    assert full["Huber ‡"][0] == 1 and full["Cameras"][0] == 4 and full["Scaling ‡"][0] == full["Fusion ‡"][0] == 0
+    assert full["Body Models"][0] == 3 * (51 + 8 * 51) and full["Covariance"][0] == 3 * 8
+    assert full["Reprojection"][0] == 3 * 17 and full["Huber ‡"][0] == 3 and full["Cameras"][0] == 3 * 4
+    assert full["Scaling ‡"][0] == 0 and full["Fusion ‡"][0] == 3 + 1
     assert full["Total"][0] == sum(p.numel() for p in model.parameters())  # every weight is learned there
     partial = table2.parameter_counts(model, table2.VARIANTS["multi-partial"][4])
-    assert partial["Reprojection"][0] == 0 and partial["Total"][0] == 51 + 8 * 51 + 8 + 4
+    assert partial["Reprojection"][0] == partial["Fusion ‡"][0] == 0
+    assert partial["Total"][0] == 3 * (51 + 8 * 51 + 8 + 4)
+
+
+def test_ppca_mixture_clusters_the_poses_and_rejects_tiny_clusters():
+    data = table2.synthetic_poses((1, 5, 6), frames=12, seed=0)
+    ppcas = table2.fit_ppca_mixture(data["world"], basis=4, models=3)
+    assert len(ppcas) == 3 and all(p["basis"].shape == (4, 17, 3) for p in ppcas)
+    for p in ppcas:  # orthonormal bases, positive variances
+        flat = p["basis"].reshape(4, -1)
+        np.testing.assert_allclose(flat @ flat.T, np.eye(4), atol=1e-9)
+        assert (p["variance"] > 0).all()
+    # Distinct clusters: the means differ (sitting and standing poses do not share a mean).
+    assert max(np.abs(a["mean"] - b["mean"]).max() for a in ppcas for b in ppcas) > 50
+    single = table2.fit_ppca_mixture(data["world"], basis=4, models=1)[0]
+    np.testing.assert_allclose(single["mean"], table2.fit_ppca(data["world"], basis=4)["mean"])
+    with pytest.raises(ValueError, match="clusters"):
+        table2.fit_ppca_mixture(data["world"][:12], basis=4, models=3)
+    with pytest.raises(ValueError, match="models"):
+        table2.fit_ppca_mixture(data["world"], basis=4, models=0)
+
+
+def test_mixture_reconstruction_is_a_weighted_average_learned_end_to_end():
+    data = table2.synthetic_poses((9,), frames=2, seed=0)
+    ppca = table2.fit_ppca(data["world"], basis=4)
+    prob = table2.Problem(data, "multi")
+    single = table2.PoseMixture([ppca])
+    with torch.no_grad():
+        one = table2.reconstruct(single.models[0], prob, robust="l2", lam=0.1, max_iter=10)
+        # one model: weight 1; two identical models: whatever the weights, the same pose
+        torch.testing.assert_close(table2.reconstruct_mixture(single, prob, robust="l2", lam=0.1, max_iter=10), one)
+        twin = table2.PoseMixture([ppca, ppca])
+        twin.fusion_bias.data = torch.tensor([2.0, -1.0], dtype=torch.float64)
+        torch.testing.assert_close(table2.reconstruct_mixture(twin, prob, robust="l2", lam=0.1, max_iter=10), one)
+    # Different models: the gradient of the loss reaches the fusion weights and every model's basis.
+    other = table2.fit_ppca(table2.synthetic_poses((1,), frames=2, seed=1)["world"], basis=4)
+    mix = table2.PoseMixture([ppca, other])
+    pred = table2.reconstruct_mixture(mix, prob.take(torch.arange(4)), robust="l2", lam=0.1, max_iter=10)
+    pred.square().sum().backward()
+    for p in (mix.fusion_bias, mix.log_temperature, mix.models[0].basis, mix.models[1].basis):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
 def test_pose_energy_minimum_recovers_a_clean_model_pose():
