@@ -136,8 +136,17 @@ def _record_selection(ctx, network: str, method: str, result) -> None:
 # ---------------------------------------------------------------------------------------------
 # Table 1: grid CRF loss, GD vs ADM
 # ---------------------------------------------------------------------------------------------
+def _init(settings, network: str) -> dict:
+    """``{"init": checkpoint path or "random"}`` for a full network (the cell's key then changes
+    when a checkpoint is added, so a random-init result is never reused for it); {} at mini."""
+    if network not in models.FULL_NETWORKS:
+        return {}
+    path = models.initial_weights(settings, network)
+    return {"init": str(path) if path is not None else "random"}
+
+
 def _table1_cells(settings):
-    return [{"network": n, "method": m} for n in settings["networks"] for m in (GD, ADM)]
+    return [{"network": n, "method": m, **_init(settings, n)} for n in settings["networks"] for m in (GD, ADM)]
 
 
 @experiment(
@@ -175,7 +184,7 @@ def table1(ctx, cell):
 # ---------------------------------------------------------------------------------------------
 def _table2_cells(settings):
     # The paper's six columns, then the public-code ADM variant (a labelled extra column).
-    return [{"network": n, "method": m} for n in settings["networks"] for m in METHODS]
+    return [{"network": n, "method": m, **_init(settings, n)} for n in settings["networks"] for m in METHODS]
 
 
 GAP_COLUMN = "+grid CRF ADM - dense CRF GD"
@@ -214,7 +223,8 @@ def table2(ctx, cell):
 
 
 def _table3_cells(settings):
-    return [{"network": n, "method": m} for n in settings["table3_networks"] for m in PAPER_METHODS]
+    return [{"network": n, "method": m, **_init(settings, n)} for n in settings["table3_networks"]
+            for m in PAPER_METHODS]
 
 
 TABLE3_METRICS = {"accuracy": "accuracy", "trimap16": "trimap16_accuracy", "trimap8": "trimap8_accuracy"}
@@ -255,7 +265,7 @@ def table3(ctx, cell):
     "adm.fig3",
     table="Fig. 3",
     title="Grid-CRF loss on the training subset vs phase-2 iterations, GD and ADM",
-    grid=lambda settings: [{"method": m} for m in (GD, ADM)],
+    grid=lambda settings: [{"method": m, **_init(settings, settings["figure_network"])} for m in (GD, ADM)],
     profiles=profiles_with(),
     datasets=_datasets,
     plots=lambda frame: {"loss-vs-iterations": plot_fig3(frame)},
@@ -310,7 +320,8 @@ def _length_column(length: float) -> str:
     "adm.fig6",
     table="Fig. 6",
     title="mIOU and pixel accuracy vs scribble length (1, 0.8, 0.5, 0.3, 0 = clicks)",
-    grid=lambda settings: [{"length": r, "method": m} for r in LENGTHS for m in FIG6_METHODS],
+    grid=lambda settings: [{"length": r, "method": m, **_init(settings, settings["figure_network"])}
+                           for r in LENGTHS for m in FIG6_METHODS],
     profiles=profiles_with(),
     datasets=_datasets,
     plots=lambda frame: {"length": plot_fig6(frame)},

@@ -214,11 +214,14 @@ class SBD(LazySequence):
     """Semantic Boundaries Dataset (Hariharan et al.): ``dataset/img/<id>.jpg``,
     ``dataset/cls/<id>.mat`` (GTcls), ``dataset/inst/<id>.mat`` (GTinst), ``dataset/{train,val}.txt``."""
 
-    layout = "dataset/img/<id>.jpg, dataset/cls/<id>.mat, dataset/inst/<id>.mat, dataset/{train,val}.txt"
+    layout = ("[benchmark_RELEASE/]dataset/img/<id>.jpg, dataset/cls/<id>.mat, dataset/inst/<id>.mat, "
+              "dataset/{train,val}.txt")
 
     def __init__(self, root: PathLike, *, split: str | None = "train"):
         super().__init__(root)
-        base = self.root / "dataset" if (self.root / "dataset").is_dir() else self.root
+        # the SBD tarball unpacks to benchmark_RELEASE/dataset/
+        base = next((c for c in (self.root / "dataset", self.root / "benchmark_RELEASE" / "dataset")
+                     if c.is_dir()), self.root)
         self.base = base
         if split is not None and (base / f"{split}.txt").is_file():
             self.items = _read_id_list(base / f"{split}.txt")

@@ -61,14 +61,20 @@ def test_full_networks_have_output_stride_eight(name):
     assert out.shape == (1, 21, 9, 9)
 
 
+def _he(*shape) -> torch.Tensor:
+    """Random values at He scale (a trainable start, like a real checkpoint's)."""
+    fan_in = int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
+    return torch.randn(*shape) * (2.0 / fan_in) ** 0.5 if len(shape) > 1 else 0.01 * torch.randn(*shape)
+
+
 def vgg16_checkpoint(width=WIDTH) -> dict:
     """A state dict with torchvision vgg16's names and shapes (at ``width``), random values."""
     torch.manual_seed(1)
-    state = {f"features.{k}": torch.randn_like(v) for k, v in models._vgg16_features(width).state_dict().items()}
+    state = {f"features.{k}": _he(*v.shape) for k, v in models._vgg16_features(width).state_dict().items()}
     fc, top = int(4096 * width), int(512 * width)
-    state.update({"classifier.0.weight": torch.randn(fc, top * 49), "classifier.0.bias": torch.randn(fc),
-                  "classifier.3.weight": torch.randn(fc, fc), "classifier.3.bias": torch.randn(fc),
-                  "classifier.6.weight": torch.randn(1000, fc), "classifier.6.bias": torch.randn(1000)})
+    state.update({"classifier.0.weight": _he(fc, top * 49), "classifier.0.bias": _he(fc),
+                  "classifier.3.weight": _he(fc, fc), "classifier.3.bias": _he(fc),
+                  "classifier.6.weight": _he(1000, fc), "classifier.6.bias": _he(1000)})
     return state
 
 
