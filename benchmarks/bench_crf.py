@@ -17,7 +17,12 @@ logits, float32. Medians over ``--repeats`` rounds after one warm-up (numba comp
 its cache, on first use). Run with the default numba / torch thread counts and, with
 ``--threads N``, with N threads for both.
 
-Run: ``python benchmarks/bench_crf.py [--repeats 15] [--threads N]``.
+End to end (section ``e2e``, issue 13): one ADM training step with and without the regularized
+loss (dense CRF with lattices prebuilt per stored image, as mini training does; built in the
+step, as with random crops; the relaxed grid CRF), the loss's share of the step
+(``benchmarks/adm_step.py``).
+
+Run: ``python benchmarks/bench_crf.py [--repeats 15] [--threads N] [--sections loss,e2e] [--e2e-size 321 --e2e-batch 2]``.
 """
 from __future__ import annotations
 
@@ -66,7 +71,27 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=21)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None, help="numba and torch threads (default: theirs)")
+    parser.add_argument("--sections", default="all", help="comma-separated: loss (the loss alone), e2e (training steps)")
+    parser.add_argument("--e2e-size", type=int, default=None, help="training image side (default: ADM mini, 64)")
+    parser.add_argument("--e2e-batch", type=int, default=None, help="training batch (default: ADM mini, 8)")
+    parser.add_argument("--e2e-repeats", type=int, default=5)
     args = parser.parse_args()
+    sections = {"loss", "e2e"} if args.sections == "all" else set(args.sections.split(","))
+    if sections - {"loss", "e2e"}:
+        raise ValueError(f"--sections: unknown {sorted(sections - {'loss', 'e2e'})}; expected loss, e2e")
+    if "e2e" in sections:
+        # First, before this script changes numba's or torch's thread counts.
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # `energybench bench` runs this file by path
+        from adm_step import training_step_rows
+
+        training_step_rows(["dense-gd", "dense-gd-crop", "grid-gd"], size=args.e2e_size, batch=args.e2e_batch,
+                           repeats=args.e2e_repeats)
+        print()
+    if "loss" not in sections:
+        return
 
     images, probs = make_problem(args.size, args.classes)
     print(f"dense CRF loss, {args.size}x{args.size}x{args.classes}, sigma_xy 100, sigma_rgb 15, float32")

@@ -22,7 +22,12 @@ report gives the median time of each, the median of the per-pair ratios, the ene
 load average (``os.getloadavg``) at the start and the end. The machine may be shared with other
 jobs: compare the ratio, not the seconds.
 
-Run: ``python benchmarks/bench_graphcut.py [--repeats 5] [--size 321] [--labels 21]``.
+End to end (section ``e2e``, issue 13): one ADM training step with and without ADM's
+regularized loss (alpha-expansion with the scribbles as hard constraints, Eqs. 7-8; over the
+mini settings' worker processes, and in this process), the loss's share of the step
+(``benchmarks/adm_step.py``).
+
+Run: ``python benchmarks/bench_graphcut.py [--repeats 5] [--size 321] [--labels 21] [--sections solver,e2e]``.
 """
 from __future__ import annotations
 
@@ -83,7 +88,26 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=21)
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sections", default="all", help="comma-separated: solver (vs GCO), e2e (training steps)")
+    parser.add_argument("--e2e-size", type=int, default=None, help="training image side (default: ADM mini, 64)")
+    parser.add_argument("--e2e-batch", type=int, default=None, help="training batch (default: ADM mini, 8)")
+    parser.add_argument("--e2e-repeats", type=int, default=5)
     args = parser.parse_args()
+    sections = {"solver", "e2e"} if args.sections == "all" else set(args.sections.split(","))
+    if sections - {"solver", "e2e"}:
+        raise ValueError(f"--sections: unknown {sorted(sections - {'solver', 'e2e'})}; expected solver, e2e")
+    if "e2e" in sections:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # `energybench bench` runs this file by path
+        from adm_step import training_step_rows
+
+        training_step_rows(["grid-adm", "grid-adm-serial"], size=args.e2e_size, batch=args.e2e_batch,
+                           repeats=args.e2e_repeats)
+        print()
+    if "solver" not in sections:
+        return
 
     _, unary, weights = make_problem(args.size, args.labels)
     print(f"problem: {args.size}x{args.size}, {args.labels} labels, {args.cycles} cycles, lambda 80, int(1000x) scaling")
