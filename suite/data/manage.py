@@ -361,7 +361,8 @@ def add(path: str | os.PathLike, *, as_id: str, link: bool = False, root: str | 
     source = given.resolve()
     root = Path(root) if root is not None else default_data_root()
     target = root / as_id
-    if _inside(source, target.resolve()):
+    # the target itself is not resolved: a linked dataset (data/<id> -> source) may be re-added
+    if _inside(source, root.resolve() / as_id):
         raise ValueError(f"path: {source} is the target {target} itself (or inside it); add from another folder")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise FileExistsError(f"{target} already exists; pass --overwrite (overwrite=True) to replace it, "

@@ -407,6 +407,23 @@ def _touch_frames(sample: Any) -> None:
                 value[len(value) - 1]
 
 
+def _check_npy_payload(path: Path) -> None:
+    """An ``.npy`` file's size against what its header declares (``np.load`` ignores extra bytes)."""
+    from numpy.lib import format as npy_format
+
+    with open(path, "rb") as handle:
+        version = npy_format.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            return  # version 3 (UTF-8 field names): np.load's own checks only
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+        offset = handle.tell()
+    if dtype.hasobject:
+        return  # pickled objects: np.load(allow_pickle=False) refuses them anyway
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    check_payload_size(path, path.stat().st_size - offset, expected, f"{'x'.join(map(str, shape)) or 'scalar'} {dtype}")
+
+
 # Files `energybench data add` decodes on their own (besides the reader's samples), by suffix.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
 
@@ -426,11 +443,15 @@ def check_file(path: PathLike) -> str | None:
     if suffix in (".npz", ".npy"):
         require_file(path)
         try:
+            if suffix == ".npy":
+                _check_npy_payload(path)
             loaded = np.load(path, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded:
                     for name in loaded.files:
                         loaded[name]
+        except MalformedFileError:
+            raise
         except _library_errors() as error:
             raise as_malformed(error, path, path) from error
         return "array"
