@@ -167,17 +167,20 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, *
     history: dict[str, list] = {"step": [], "lam": [], "loss": []}
     step_ms: list[float] = []
     start = 0
+    order = torch.randperm(len(data), generator=generator)
+    position = 0
     state = checkpoint.resume(model, optimizer, schedule) if checkpoint is not None else None
     if state is not None:
+        # The epoch's order and place in it come back with the generator, so a resumed run draws
+        # the batches and augmentations an uninterrupted one would have drawn.
         generator.set_state(state["generator"])
         history, step_ms, start = state["history"], state["step_ms"], state["step"]
+        order, position = state["order"], state["position"]
     model.train()
     if start == 0:
         history["step"].append(0)
         history["lam"].append(lam_values(model))
         history["loss"].append(float("nan"))
-    order = torch.randperm(len(data), generator=generator)
-    position = (start * batch_size) % len(data)
     for step in progress(range(start, steps), desc="train", total=steps - start):
         began = time.perf_counter()
         if position + batch_size > len(data):
@@ -201,7 +204,8 @@ def train_classifier(model: nn.Module, images: np.ndarray, labels: np.ndarray, *
             history["loss"].append(float(loss.detach()))
         if checkpoint is not None and checkpoint.due(step + 1) and step + 1 < steps:
             checkpoint.save_training(step=step + 1, model=model, optimizer=optimizer, scheduler=schedule,
-                                     generator=generator.get_state(), history=history, step_ms=step_ms)
+                                     generator=generator.get_state(), order=order, position=position,
+                                     history=history, step_ms=step_ms)
     return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "mean": mean, "std": std,
             "history": history, "step_ms": step_ms}
 

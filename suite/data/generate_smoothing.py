@@ -14,9 +14,12 @@ results closest to the hidden structure (each voter picks the result with the hi
 score). So the targets are, as in the benchmark, smoothings of the input that differ among
 themselves and carry unequal weights, and the metric's code path is the one of the real data.
 
-Layout (the ``eps-zhu`` reader's): ``<split>/images/<id>.png``, ``<split>/groundtruth/<id>_<k>.png``
-(k = 1..5) and ``<split>/weights.txt`` with lines ``<id> v1 .. v5`` (raw vote counts; the reader
-normalises them), for the splits ``train`` and ``test``.
+Layout: the benchmark release's, read by the same ``eps-zhu`` reader (:class:`suite.data.readers.EPSBenchmark`):
+``dataset/origin_images/NNNN.png``, ``dataset/gt_images/NNNN_k.png`` (k = 1..5) and
+``dataset/weight_matrix.mat`` (variable ``weight_matrix``, 500 x 5, row n - 1 = image n: the votes
+of image n divided by their sum; rows of absent images are zero). The release splits by number
+(train 0001-0400, test 0401-0500), so the training images here are numbered from 0001 and the
+test images from 0401.
 
 Deterministic: every sample draws from its own stream ``default_rng([seed, 7, index])`` and
 the smoothers are deterministic.
@@ -138,14 +141,17 @@ def votes(rng: np.random.Generator, candidates: list[np.ndarray], structure: np.
 def generate_smoothing(folder: Path, profile: str, seed: int, tick: Callable[[], None]) -> int:
     """``mini-smoothing`` in the layout of the ``eps-zhu`` reader (see the module doc)."""
     from .generate import sample_rng, write_meta, write_rgb
+    from .readers.edges import EPS_SPLITS, EPSBenchmark, write_weight_matrix
 
     settings = _settings(profile)
     count, test, side = settings["count"], settings["test"], settings["side"]
-    splits = ["train"] * (count - test) + ["test"] * test
-    lines: dict[str, list[str]] = {"train": [], "test": []}
-    for split in lines:
-        (folder / split / "images").mkdir(parents=True)
-        (folder / split / "groundtruth").mkdir(parents=True)
+    train_last, test_first = EPS_SPLITS["train"][1], EPS_SPLITS["test"][0]
+    if count - test > train_last:
+        raise ValueError(f"mini-smoothing: at most {train_last} training images fit the release's numbering")
+    base = folder / "dataset"
+    (base / "origin_images").mkdir(parents=True)
+    (base / "gt_images").mkdir(parents=True)
+    weights = np.zeros((EPS_SPLITS["all"][1], GROUND_TRUTHS))
     for index in range(count):
         rng = sample_rng(seed, DATASET_NUMBER, index)
         structure, labels = structure_image(rng, side)
@@ -154,19 +160,17 @@ def generate_smoothing(folder: Path, profile: str, seed: int, tick: Callable[[],
         counts = votes(rng, candidates, structure)
         if counts.sum() == 0:  # cannot happen with VOTERS > 0; kept so a reader never sees all zeros
             counts[:] = 1
-        name = f"{index + 1:04d}"
-        split = splits[index]
-        write_rgb(folder / split / "images" / f"{name}.png", image)
+        number = index + 1 if index < count - test else test_first + index - (count - test)
+        name = f"{number:04d}"
+        write_rgb(base / "origin_images" / f"{name}.png", image)
         for k, candidate in enumerate(candidates, 1):
-            write_rgb(folder / split / "groundtruth" / f"{name}_{k}.png", candidate)
-        lines[split].append(f"{name} " + " ".join(str(int(v)) for v in counts))
+            write_rgb(base / "gt_images" / f"{name}_{k}.png", candidate)
+        weights[number - 1] = counts / counts.sum()
         tick()
-    for split, rows in lines.items():
-        (folder / split / "weights.txt").write_text("\n".join(rows) + "\n")
+    write_weight_matrix(base / "weight_matrix.mat", weights)
     write_meta(folder, "mini-smoothing", profile, seed, samples=count, test=test, side=side,
                ground_truths=GROUND_TRUTHS, voters=VOTERS, generator_module="suite.data.generate_smoothing",
-               layout="<split>/images/<id>.png, <split>/groundtruth/<id>_<k>.png (k=1..5), "
-                      "<split>/weights.txt ('<id> v1 .. v5', raw votes)",
+               layout=EPSBenchmark.layout,
                note="stand-in for Zhu et al.'s benchmark: piecewise-smooth structure + photographic texture; "
                     "ground truths = five edge-preserving smoothers; votes of simulated voters")
     return count

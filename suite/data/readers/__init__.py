@@ -20,10 +20,11 @@ from .edges import (
     kair_noisy,
     read_bsds_gt,
     read_edge_map,
-    read_vote_weights,
+    read_weight_matrix,
     savemat_deterministic,
     segmentation_boundaries,
     write_bsds_gt,
+    write_weight_matrix,
 )
 from .flow import (
     FlyingChairs,

@@ -170,54 +170,95 @@ class MDBD(LazySequence):
         return {"name": name, "image": read_image(image), "annotations": [read_edge_map(t) > 0.5 for t in truths]}
 
 
-def read_vote_weights(path: PathLike) -> dict[str, np.ndarray]:
-    """Vote weights of the smoothing benchmark: lines ``<id> w1 w2 ... wK`` (normalized to sum 1)."""
-    weights = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        parts = line.replace(",", " ").split()
-        if not parts:
-            continue
-        try:
-            values = np.array([float(v) for v in parts[1:]])
-        except ValueError as error:
-            raise MalformedFileError(path, f"line {number}: weights must be numbers: {line!r}") from error
-        if values.size == 0 or (values < 0).any() or values.sum() <= 0:
-            raise MalformedFileError(path, f"line {number}: need non-negative weights with a positive sum")
-        weights[parts[0]] = values / values.sum()
-    return weights
+#: Variable of ``weight_matrix.mat`` holding the vote weights: row ``n - 1`` for image ``n``, one
+#: column per ground truth (the release's ``compute_WMAE_WRMSE.py`` reads ``temp['weight_matrix']``).
+EPS_WEIGHT_VARIABLE = "weight_matrix"
+#: The release's split by image number: 0001-0400 train, 0401-0500 test (README and scripts).
+EPS_SPLITS = {"train": (1, 400), "test": (401, 500), "all": (1, 500)}
+
+
+def read_weight_matrix(path: PathLike) -> np.ndarray:
+    """The vote weights of Zhu et al.'s benchmark: ``weight_matrix`` of ``weight_matrix.mat``,
+    float64 ``(N, K)`` (row ``n - 1`` belongs to image ``n``; K = 5 ground truths).
+
+    Raises:
+        MalformedFileError: not a MAT file, no ``weight_matrix`` variable, not a 2-D numeric
+            matrix, or negative / non-finite entries.
+    """
+    import scipy.io
+
+    path = Path(path)
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+    if EPS_WEIGHT_VARIABLE not in mat:
+        raise MalformedFileError(path, f"no {EPS_WEIGHT_VARIABLE!r} variable; found "
+                                       f"{[k for k in mat if not k.startswith('__')]}")
+    try:
+        matrix = np.asarray(mat[EPS_WEIGHT_VARIABLE], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise MalformedFileError(path, f"{EPS_WEIGHT_VARIABLE} is not numeric ({error})") from error
+    if matrix.ndim != 2 or matrix.shape[1] < 1:
+        raise MalformedFileError(path, f"{EPS_WEIGHT_VARIABLE}: expected an (images, ground truths) matrix, "
+                                       f"got shape {matrix.shape}")
+    if not np.isfinite(matrix).all() or (matrix < 0).any():
+        raise MalformedFileError(path, f"{EPS_WEIGHT_VARIABLE}: expected finite non-negative weights")
+    return matrix
+
+
+def write_weight_matrix(path: PathLike, matrix: np.ndarray) -> None:
+    """Write ``weight_matrix.mat`` as the benchmark ships it (variable ``weight_matrix``, (N, K) float64)."""
+    savemat_deterministic(path, {EPS_WEIGHT_VARIABLE: np.asarray(matrix, np.float64)})
 
 
 class EPSBenchmark(LazySequence):
-    """The edge-preserving smoothing benchmark of Zhu et al. (2019): each image has several
-    ground-truth smoothings (5) chosen by vote, with vote weights used by WRMSE/WMAE.
-    Layout as assumed here (not checked against a copy): ``<split>/images/<id>.png``,
-    ``<split>/groundtruth/<id>_<k>.png`` (k = 1..5), ``<split>/weights.txt``."""
+    """The edge-preserving smoothing benchmark of Zhu et al. (TIP 2019) in the layout of its release
+    (zhufeida/Benchmark_EPS: README and ``dataset/compute_WMAE_WRMSE.py``): images
+    ``dataset/origin_images/NNNN.png`` (0001-0500), five voted ground-truth smoothings per image
+    ``dataset/gt_images/NNNN_k.png`` (k = 1..5) and their vote weights in ``dataset/weight_matrix.mat``
+    (variable ``weight_matrix``, row n - 1 for image n). Splits by number as the release:
+    ``train`` 0001-0400, ``test`` 0401-0500 (``all`` both). ``root`` is the release folder or its
+    ``dataset`` folder. Samples: ``{"name", "image", "ground_truths": [K images], "weights": (K,)}``
+    with the weights as stored (the benchmark's metric multiplies by them as they are)."""
 
-    layout = "<split>/images/<id>.png, <split>/groundtruth/<id>_<k>.png (k=1..5), <split>/weights.txt ('<id> w1 .. w5')"
+    layout = ("dataset/origin_images/<NNNN>.png, dataset/gt_images/<NNNN>_<k>.png (k=1..5), "
+              "dataset/weight_matrix.mat (variable weight_matrix, row n-1 = image n); train 0001-0400, "
+              "test 0401-0500 (the 'dataset' folder itself may be the root)")
 
     def __init__(self, root: PathLike, *, split: str = "test"):
         super().__init__(root)
-        base = self.root / split
-        weights_file = base / "weights.txt"
-        if not weights_file.is_file():
-            raise LayoutError(self.root, f"{weights_file} not found", self.layout)
-        self.weights = read_vote_weights(weights_file)
-        for image in sorted_glob(base / "images", "*"):
-            truths = sorted(sorted_glob(base / "groundtruth", f"{image.stem}_*.png"),
-                            key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        if split not in EPS_SPLITS:
+            raise ValueError(f"split: expected one of {sorted(EPS_SPLITS)}, got {split!r}")
+        base = self.root / "dataset" if (self.root / "dataset").is_dir() else self.root
+        weights_file = base / "weight_matrix.mat"
+        if not (base / "origin_images").is_dir() or not weights_file.is_file():
+            raise LayoutError(self.root, "origin_images/ or weight_matrix.mat not found", self.layout)
+        self.base, self.weights_file = base, weights_file
+        self.weights = read_weight_matrix(weights_file)
+        first, last = EPS_SPLITS[split]
+        for image in sorted_glob(base / "origin_images", "*.png"):
+            if not image.stem.isdigit() or not first <= int(image.stem) <= last:
+                continue
+            truths = sorted(sorted_glob(base / "gt_images", f"{image.stem}_*.png"),
+                            key=lambda p: int(p.stem.rsplit("_", 1)[1]) if p.stem.rsplit("_", 1)[1].isdigit() else 0)
             if truths:
                 self.items.append((image.stem, image, truths))
-        self._require_items(f"{split} images with ground truths")
+        self._require_items(f"{split} images ({first:04d}-{last:04d}) with ground truths")
 
     def load(self, item):
         name, image, truths = item
-        if name not in self.weights:
-            raise MalformedFileError(self.root / "weights.txt", f"no vote weights for image {name!r}")
-        weights = self.weights[name]
+        row = int(name) - 1
+        if row >= len(self.weights):
+            raise MalformedFileError(self.weights_file, f"no row for image {name} ({len(self.weights)} rows)")
+        weights = self.weights[row]
         if len(weights) != len(truths):
-            raise MalformedFileError(self.root, f"{name}: {len(truths)} ground truths but {len(weights)} weights")
+            raise MalformedFileError(self.weights_file, f"image {name}: {len(truths)} ground truths but "
+                                                        f"{len(weights)} weights")
+        if weights.sum() <= 0:
+            raise MalformedFileError(self.weights_file, f"image {name}: all its weights are zero")
         return {"name": name, "image": read_image(image), "ground_truths": [read_image(t) for t in truths],
-                "weights": weights}
+                "weights": weights.copy()}
 
 
 def kair_noisy(clean: np.ndarray, sigma: float, *, seed: int = 0) -> np.ndarray:

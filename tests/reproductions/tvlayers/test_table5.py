@@ -81,6 +81,53 @@ def test_loss_matches_a_direct_reading_of_the_release():
     assert len(smoothing.DISPLACEMENTS) == 24
 
 
+def _eps_tree(root: Path, numbers, *, truths=5, rows=500):
+    """A tiny tree in the layout of Zhu et al.'s release: dataset/origin_images/NNNN.png,
+    dataset/gt_images/NNNN_k.png, dataset/weight_matrix.mat (variable weight_matrix, row n-1 = image n)."""
+    import cv2
+
+    from suite.data.readers import write_weight_matrix
+
+    base = root / "dataset"
+    (base / "origin_images").mkdir(parents=True)
+    (base / "gt_images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    weights = np.zeros((rows, 5))
+    for number in numbers:
+        cv2.imwrite(str(base / "origin_images" / f"{number:04d}.png"), rng.integers(0, 256, (6, 7, 3), np.uint8))
+        for k in range(1, truths + 1):
+            cv2.imwrite(str(base / "gt_images" / f"{number:04d}_{k}.png"), np.full((6, 7, 3), 10 * k, np.uint8))
+        if number <= rows:
+            weights[number - 1] = np.arange(1, 6) / 15.0
+    write_weight_matrix(base / "weight_matrix.mat", weights)
+    return root
+
+
+def test_eps_zhu_reader_reads_the_release_layout_and_split(tmp_path):
+    from suite.data.readers import MalformedFileError
+
+    root = _eps_tree(tmp_path / "Benchmark_EPS", [1, 2, 400, 401, 500])
+    train, test = EPSBenchmark(root, split="train"), EPSBenchmark(root, split="test")
+    assert [s["name"] for s in train] == ["0001", "0002", "0400"]  # the release: 0001-0400 train
+    assert [s["name"] for s in test] == ["0401", "0500"]  # 0401-0500 test
+    sample = test[1]
+    assert sample["image"].shape == (6, 7, 3) and len(sample["ground_truths"]) == 5
+    assert [int(g[0, 0, 0]) for g in sample["ground_truths"]] == [10, 20, 30, 40, 50]  # _1 .. _5 in order
+    np.testing.assert_allclose(sample["weights"], np.arange(1, 6) / 15.0)  # row 499 = image 0500, as stored
+    assert len(EPSBenchmark(root / "dataset", split="all")) == 5  # the dataset folder itself as root
+    # four ground truths for five weights, a matrix too short, an unknown split: named errors
+    short = _eps_tree(tmp_path / "short", [401], truths=4)
+    with pytest.raises(MalformedFileError, match="4 ground truths but 5 weights"):
+        EPSBenchmark(short)[0]
+    few_rows = _eps_tree(tmp_path / "rows", [401], rows=400)
+    with pytest.raises(MalformedFileError, match="no row for image 0401"):
+        EPSBenchmark(few_rows)[0]
+    with pytest.raises(ValueError, match="split: expected one of"):
+        EPSBenchmark(root, split="val")
+    with pytest.raises(ValueError, match="weight_matrix.mat not found"):
+        EPSBenchmark(tmp_path / "short" / "dataset" / "gt_images")
+
+
 def test_generated_smoothing_set_layout_and_determinism(tmp_path):
     versions = []
     for name in ("a", "b"):
@@ -96,6 +143,7 @@ def test_generated_smoothing_set_layout_and_determinism(tmp_path):
     assert (len(train), len(test)) == (4, 2)
     sample = test[0]
     assert sample["image"].shape == (32, 32, 3) and len(sample["ground_truths"]) == 5
+    assert sample["name"] == "0401" and [s["name"] for s in train] == ["0001", "0002", "0003", "0004"]
     assert sample["weights"].sum() == pytest.approx(1.0) and (sample["weights"] >= 0).all()
     # The ground truths are smoothings: closer to each other than the textured input is to them.
     image = sample["image"].astype(float)

@@ -248,16 +248,19 @@ def test_mdbd(tmp_path):
 
 
 def test_eps_benchmark(tmp_path):
-    base = tmp_path / "test"
-    _png(base / "images/0001.png", _rgb())
+    # The release's layout (zhufeida/Benchmark_EPS): dataset/origin_images, gt_images, weight_matrix.mat.
+    base = tmp_path / "dataset"
+    _png(base / "origin_images/0401.png", _rgb())
     for k in range(1, 6):
-        _png(base / f"groundtruth/0001_{k}.png", _rgb())
-    (base / "weights.txt").write_text("0001 5 3 1 1 0\n")
+        _png(base / f"gt_images/0401_{k}.png", _rgb())
+    weights = np.zeros((500, 5))
+    weights[400] = [0.5, 0.3, 0.1, 0.1, 0.0]
+    readers.write_weight_matrix(base / "weight_matrix.mat", weights)
     sample = readers.EPSBenchmark(tmp_path)[0]
-    assert len(sample["ground_truths"]) == 5
+    assert sample["name"] == "0401" and len(sample["ground_truths"]) == 5
     np.testing.assert_allclose(sample["weights"], [0.5, 0.3, 0.1, 0.1, 0.0])
-    (base / "weights.txt").write_text("0001 1 x\n")
-    with pytest.raises(MalformedFileError, match="weights.txt.*line 1"):
+    scipy.io.savemat(base / "weight_matrix.mat", {"votes": weights})
+    with pytest.raises(MalformedFileError, match="weight_matrix.mat.*no 'weight_matrix'"):
         readers.EPSBenchmark(tmp_path)
 
 
