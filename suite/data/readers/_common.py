@@ -57,6 +57,19 @@ class LayoutError(ValueError):
 MAX_IMAGE_PIXELS = 89_478_485
 
 
+_ERRORS: tuple[type[BaseException], ...] | None = None
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a decoding library raises on bad bytes (``OSError``, ``ValueError``,
+    ``EOFError``, ``zipfile.BadZipFile``, ``struct.error``, ``cv2.error``, ...): a reader catches
+    ``read_errors()`` around a library call and raises a MalformedFileError naming the file."""
+    global _ERRORS
+    if _ERRORS is None:
+        _ERRORS = _library_errors()
+    return _ERRORS
+
+
 def _library_errors() -> tuple[type[BaseException], ...]:
     """What the decoding libraries raise on bad bytes (their own types, when installed)."""
     errors: list[type[BaseException]] = [OSError, ValueError, EOFError, KeyError, IndexError, TypeError,
@@ -178,8 +191,10 @@ def read_image(path: PathLike, *, unchanged: bool = False, grey: bool = False) -
             elif image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")
             return np.asarray(image).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise MalformedFileError(path, f"not a decodable image ({error})") from error
+    except MalformedFileError:
+        raise
+    except (UnidentifiedImageError, *read_errors()) as error:  # PIL raises ValueError, EOFError, ... too
+        raise MalformedFileError(path, f"not a decodable image ({type(error).__name__}: {error})") from error
 
 
 def read_indexed_png(path: PathLike) -> np.ndarray:
@@ -198,8 +213,10 @@ def read_indexed_png(path: PathLike) -> np.ndarray:
                     path, f"expected a palette (P) or greyscale (L) PNG of class ids, got mode {image.mode}"
                 )
             return np.asarray(image).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise MalformedFileError(path, f"not a decodable PNG ({error})") from error
+    except MalformedFileError:
+        raise
+    except (UnidentifiedImageError, *read_errors()) as error:
+        raise MalformedFileError(path, f"not a decodable PNG ({type(error).__name__}: {error})") from error
 
 
 def _pil_open(path: Path):
@@ -228,9 +245,10 @@ def check_image_size(path: PathLike) -> None:
 
     try:
         _pil_open(Path(path)).close()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, MalformedFileError):
-            raise
+    except MalformedFileError:
+        raise
+    except (UnidentifiedImageError, *read_errors()):
+        pass  # not PIL's to judge: the decoder that follows says whether it decodes
 
 
 def read_json(path: PathLike, *, required: dict[str, Callable[[Any], Any]] | None = None) -> Any:
@@ -304,7 +322,7 @@ def open_reader(reader: Callable[..., Any], root: PathLike, **options) -> Any:
         return reader(root, **options)
     except (MalformedFileError, LayoutError, FileNotFoundError):
         raise
-    except _library_errors() as error:
+    except read_errors() as error:
         raise as_malformed(error, root) from error
 
 
@@ -335,7 +353,7 @@ class LazySequence(Sequence):
             return self.load(item)
         except (MalformedFileError, LayoutError, FileNotFoundError):
             raise
-        except _library_errors() as error:
+        except read_errors() as error:
             raise as_malformed(error, self.root, item) from error
 
     def __len__(self) -> int:
@@ -452,7 +470,7 @@ def check_file(path: PathLike) -> str | None:
                         loaded[name]
         except MalformedFileError:
             raise
-        except _library_errors() as error:
+        except read_errors() as error:
             raise as_malformed(error, path, path) from error
         return "array"
     if suffix == ".json":

@@ -20,6 +20,7 @@ from ._common import (
     PathLike,
     check_payload_size,
     read_bytes,
+    read_errors,
     read_image,
     sorted_glob,
 )
@@ -537,8 +538,8 @@ def read_motorcycle_npz(path: PathLike) -> np.ndarray:
     try:
         with np.load(path) as archive:
             disparity = archive["arr_0"]
-    except (OSError, ValueError, KeyError) as error:
-        raise MalformedFileError(path, f"expected an .npz with array 'arr_0' ({error})") from error
+    except read_errors() as error:  # a truncated archive raises zipfile.BadZipFile or EOFError
+        raise MalformedFileError(path, f"expected an .npz with array 'arr_0' ({type(error).__name__}: {error})") from error
     if disparity.ndim != 2:
         raise MalformedFileError(path, f"disparity must be 2-D, got shape {disparity.shape}")
     return disparity.astype(np.float32)
