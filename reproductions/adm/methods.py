@@ -1,6 +1,6 @@
 """The paper's shallow segmentation models as leaderboard methods (task ``interactive-segmentation``).
 
-The same pipelines as ``adm.shallow`` (Figs. 1-2: colour-histogram unaries from the scribbles,
+The same pipelines as ``adm.shallow`` (Fig. 2: colour-histogram unaries from the scribbles,
 then the grid CRF by one s-t graph cut, or the dense CRF by mean-field), with its settings at the
 image's native resolution, so that they are ranked beside classical baselines and a user's
 method on the same benchmarks (``suite.leaderboards``).

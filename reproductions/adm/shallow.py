@@ -1,4 +1,5 @@
-"""The "shallow" experiment of Figs. 1-2: grid CRF vs dense CRF segmentation from scribbles.
+"""The "shallow" experiment of Fig. 2: grid CRF vs dense CRF segmentation from scribbles (Fig. 1,
+the 1-D cost curves, is :mod:`.fig1`).
 
 For each image, foreground / background colour histograms from the scribbled pixels give the
 unaries ``-log P(I_p | label)`` (the same for both models). The grid CRF (nearest-neighbour
@@ -162,7 +163,7 @@ def samples(source: str, roots: dict, settings):
 
 @experiment(
     "adm.shallow",
-    table="Figs. 1-2 (shallow)",
+    table="Fig. 2 (shallow)",
     title="Shallow segmentation from scribbles: grid CRF (graph cut) vs dense CRF (mean-field), IoU",
     grid=lambda settings: [{"data": "grabcut-gsc"}, {"data": "generated"}],
     profiles=SHALLOW_PROFILES,

@@ -91,7 +91,7 @@ def test_fig6_cell_records_the_drop_from_full_length(adm_env):
 
 
 def test_shallow_on_generated_scenes(adm_env):
-    ctx = make_context(table="Figs. 1-2 (shallow)", **shallow.SHALLOW_PROFILES["smoke"])
+    ctx = make_context(table="Fig. 2 (shallow)", **shallow.SHALLOW_PROFILES["smoke"])
     records = shallow.shallow(ctx, {"data": "generated"})
     values = {r.row: r.value for r in records}
     assert set(values) == set(shallow.ROWS.values())
@@ -125,10 +125,52 @@ def grabcut_root(tmp_path, monkeypatch):
 
 def test_shallow_on_grabcut_with_gsc_scribbles(grabcut_root):
     settings = {**shallow.SHALLOW_PROFILES["smoke"], "images": 3}
-    ctx = make_context(table="Figs. 1-2 (shallow)", datasets=("gsc-scribbles", "grabcut"), **settings)
+    ctx = make_context(table="Fig. 2 (shallow)", datasets=("gsc-scribbles", "grabcut"), **settings)
     records = shallow.shallow(ctx, {"data": "grabcut-gsc"})
     values = {r.row: r for r in records}
     grid = values[shallow.ROWS["grid"]]
     assert grid.n == 3 and grid.value > 50.0  # interactive graph cuts from GSC seeds segment the object
     assert values[shallow.ROWS["dense"]].value is not None
     assert set(ctx.data.read) == {"gsc-scribbles", "grabcut"}
+
+
+def test_fig1_cost_curves_against_a_brute_force_potts_cost():
+    """Fig. 1's cut costs equal Eq. (1) evaluated directly on each labelling S^t (independent loop)."""
+    import numpy as np
+
+    from reproductions.adm import fig1
+
+    intensity = fig1.profile_1d(length=30, edge=20, step=0.5, weak=0.05, noise=0.02, seed=3)
+    sigma2 = np.mean(np.diff(intensity) ** 2)
+    for delta in (None, 4.0):
+        costs = fig1.cut_costs(intensity, delta=delta)
+        for t in (1, 7, 20, 29):
+            labels = (np.arange(30) >= t).astype(int)
+            energy = flat = 0.0
+            for p in range(30):
+                for q in range(p + 1, 30):
+                    k = float(q - p == 1) if delta is None else np.exp(-(q - p) ** 2 / (2 * delta ** 2))
+                    w = k * np.exp(-(intensity[p] - intensity[q]) ** 2 / (2 * sigma2))
+                    energy += w * (labels[p] != labels[q])
+                    flat += k * (labels[p] != labels[q])
+            assert costs[t - 1] == pytest.approx(energy / flat, rel=1e-10)
+    with pytest.raises(ValueError, match="intensity"):
+        fig1.cut_costs(np.array([1.0, np.nan, 2.0]), delta=None)
+    with pytest.raises(ValueError, match="delta"):
+        fig1.cut_costs(intensity, delta=0.0)
+
+
+def test_fig1_grid_minimum_is_sharp_and_flat_elsewhere_dense_is_wider(tmp_path):
+    from reproductions.adm import fig1
+    from suite.harness.context import Context, DataAccess
+
+    rows = {}
+    for model in fig1.ROWS:
+        ctx = Context(paper="adm", table=fig1.TABLE, profile="mini", settings=fig1.PROFILES["mini"], device="cpu",
+                      seed=0, data=DataAccess([]))
+        records = fig1.fig1(ctx, {"model": model})
+        rows[model] = {r.metric: r.value for r in records if r.column == "summary"}
+        assert sum(r.metric == "cost" for r in records) == fig1.PROFILES["mini"]["length"] - 1
+    assert rows["grid"]["argmin_error"] == rows["dense"]["argmin_error"] == 0.0
+    assert rows["grid"]["basin_width"] < rows["dense"]["basin_width"]
+    assert rows["grid"]["flat_fraction"] > rows["dense"]["flat_fraction"]
