@@ -46,11 +46,40 @@ def _c(channels: int, width: float) -> int:
     return max(4, int(round(channels * width)))
 
 
+def initialize_weights(modules, *, init_mode: str) -> None:
+    """wsolevaluation's initialisation (``wsol/util.py``), which its VGG (``he``), ResNet and Inception
+    (``xavier``) CAM models apply to all their layers: without it a deep plain VGG from PyTorch's
+    default init starts with vanishing activations and does not train from random init.
+
+    Raises:
+        ValueError: unknown ``init_mode``.
+    """
+    if init_mode not in ("he", "xavier"):
+        raise ValueError(f"init_mode: expected 'he' or 'xavier', got {init_mode!r}")
+    for module in modules:
+        if isinstance(module, nn.Conv2d):
+            if init_mode == "he":
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
 class CamModel(nn.Module):
     """Shared CAM head: ``features`` -> [TV2D-Smooth, lam fixed] -> GAP -> ``fc``; subclasses set
     ``self.features_out`` (channels) and implement ``extract``."""
 
-    def _head(self, channels: int, classes: int, tv_lam: float | None) -> None:
+    def _head(self, channels: int, classes: int, tv_lam: float | None, *, init_mode: str) -> None:
+        """Add the TV layer and the classifier, then initialise every weight as wsolevaluation does
+        (``wsol/util.py: initialize_weights``: He (fan_out) or Xavier convolutions, zero biases, unit BN,
+        N(0, 0.01) linear layers); a pretrained checkpoint then overwrites the backbone."""
         self.features_out = channels
         if tv_lam is None:
             self.tv = nn.Identity()
@@ -59,6 +88,7 @@ class CamModel(nn.Module):
             # The paper's WSOL layer is fixed (lambda = 1), not learned.
             self.tv.lam_raw.requires_grad_(False)
         self.fc = nn.Linear(channels, classes)
+        initialize_weights(self.modules(), init_mode=init_mode)
 
     def extract(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -97,7 +127,7 @@ class VGGCam(CamModel):
                 channels = int(item)
         self.features = nn.Sequential(*layers)
         self.conv6 = nn.Conv2d(channels, conv6, 3, padding=1)
-        self._head(conv6, classes, tv_lam)
+        self._head(conv6, classes, tv_lam, init_mode="he")
 
     def extract(self, x: Tensor) -> Tensor:
         return F.relu(self.conv6(self.features(x)))
@@ -136,7 +166,7 @@ class ResNetCam(CamModel):
         self.inplanes = base
         for index, (blocks, stride) in enumerate(zip(layers, strides), 1):
             setattr(self, f"layer{index}", self._make_layer(base * 2 ** (index - 1), blocks, stride))
-        self._head(self.inplanes, classes, tv_lam)
+        self._head(self.inplanes, classes, tv_lam, init_mode="xavier")
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
@@ -257,7 +287,7 @@ class InceptionCam(CamModel):
             channels = module.out_channels
         self.a_modules, self.c_modules = a_modules, c_modules
         self.conv6 = nn.Conv2d(channels, conv6, 3, padding=1)
-        self._head(conv6, classes, tv_lam)
+        self._head(conv6, classes, tv_lam, init_mode="xavier")
 
     def extract(self, x: Tensor) -> Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))

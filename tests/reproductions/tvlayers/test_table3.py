@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from reproductions.tvlayers import table3
+from reproductions.tvlayers import table3, wsol
 from reproductions.tvlayers.wsol import BACKBONES, build_backbone, load_pretrained
 from suite.data.generate_wsol import generate_wsol
 from suite.data.readers import WSOLMetadata, read_image
@@ -110,3 +110,25 @@ def test_table3_smoke_cell(tmp_path):
     assert set(boxacc.row) == {"CAM-repro", "+TV"} and boxacc.value.between(0, 100).all()
     assert boxacc.note.str.contains("random init").all() and boxacc.note.str.contains("stand-in").all()
     assert set(df[df.table == table3.COST].row) == {"CAM-repro", "+TV"}
+
+
+def test_backbones_are_initialised_as_wsolevaluation():
+    """He (fan_out) convolutions for VGG, Xavier for ResNet / Inception, N(0, 0.01) classifier, zero
+    biases (wsolevaluation's wsol/util.py initialize_weights); PyTorch's default left the mini VGG dead."""
+    import math
+
+    from torch import nn
+
+    torch.manual_seed(0)
+    vgg = build_backbone("VGG16", {"config": [64, "M", 64], "conv6": 64}, classes=3, tv_lam=None)
+    conv = next(m for m in vgg.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 64)
+    assert float(conv.weight.std()) == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.1)
+    assert float(conv.bias.abs().max()) == 0.0
+    assert float(vgg.fc.weight.std()) == pytest.approx(0.01, rel=0.2) and float(vgg.fc.bias.abs().max()) == 0.0
+    resnet = build_backbone("ResNet50", {"layers": [1, 1, 1, 1], "base": 8}, classes=3, tv_lam=1.0)
+    conv = next(m for m in resnet.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+    bound = math.sqrt(6 / (conv.in_channels * 9 + conv.out_channels * 9))
+    assert 0.8 * bound < float(conv.weight.abs().max()) <= bound
+    assert float(resnet.tv.lam.detach().reshape(-1)[0]) == pytest.approx(1.0)  # the TV layer is left as set
+    with pytest.raises(ValueError, match="init_mode"):
+        wsol.initialize_weights(vgg.modules(), init_mode="orthogonal")
