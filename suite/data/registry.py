@@ -201,6 +201,10 @@ def data_roots() -> list[Path]:
 def _present(path: Path) -> bool:
     try:
         return path.is_dir() and any(path.iterdir())
+    except PermissionError as error:
+        # reported, never taken for an absent dataset (which would send the user to add it again)
+        raise ConfigurationError(f"{path}: the dataset folder cannot be read ({error.strerror}); fix its "
+                                 "permissions or point ENERGYBENCH_DATA elsewhere") from error
     except OSError:
         return False
 

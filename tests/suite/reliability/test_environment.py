@@ -125,3 +125,20 @@ def test_unreadable_manifest_cache_names_it(monkeypatch, capsys, tmp_path):
     with pytest.raises(data_registry.ConfigurationError, match="manifest cache") as raised:
         data_registry.manifest(folder)
     assert str(sidecar) in str(raised.value) and "ENERGYBENCH_CACHE" in str(raised.value)
+
+
+def test_an_unreadable_data_folder_is_reported_not_taken_for_absent(monkeypatch, tmp_path):
+    root = tmp_path / "data"
+    (root / "mini-flow").mkdir(parents=True)
+    monkeypatch.setenv("ENERGYBENCH_DATA", str(root))
+    real_iterdir = type(root).iterdir
+
+    def denied(self):
+        if self == root / "mini-flow":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(type(root), "iterdir", denied)  # simulated: root ignores chmod
+    with pytest.raises(data_registry.ConfigurationError, match="cannot be read") as raised:
+        data_registry.find("mini-flow")
+    assert str(root / "mini-flow") in str(raised.value)
