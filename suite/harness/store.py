@@ -49,6 +49,9 @@ class StoreError(OSError):
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
 
+    def __reduce__(self):  # raised in a -j worker, it is pickled back to the driver
+        return (type(self), (str(self.path), self.problem, self.errno or None))
+
 
 _UMASK_LOCK = threading.Lock()
 

@@ -38,6 +38,9 @@ class MalformedFileError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # raised in a worker process, it is pickled back whole
+        return (type(self), (str(self.path), self.problem))
+
 
 class LayoutError(ValueError):
     """A dataset folder does not have the layout its reader expects."""
@@ -48,7 +51,11 @@ class LayoutError(ValueError):
         message = f"{self.root}: {problem}"
         if expected:
             message += f"; expected layout: {expected}"
+        self.expected = expected
         super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (str(self.root), self.problem, self.expected))
 
 
 # Images above this many pixels are refused before they are decoded (PIL's own bound, about

@@ -242,3 +242,16 @@ def test_experiment_ids_never_escape_the_results_folder(id):
 def test_registering_a_path_like_id_is_refused(bad):
     with pytest.raises(ValueError, match="experiment id"):
         registry.experiment(bad, table="T", title="t", grid={"n": [1]}, profiles=toy_experiments.PROFILES)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: store.StoreError("/r/cells/k.json", "cannot write (no space left on the device)", errno.ENOSPC),
+    lambda: __import__("suite.data.readers", fromlist=["x"]).MalformedFileError("/d/x.png", "not a decodable image"),
+    lambda: __import__("suite.data.readers", fromlist=["x"]).LayoutError("/d", "no images found", "img/*.png"),
+], ids=["StoreError", "MalformedFileError", "LayoutError"])
+def test_errors_raised_in_a_worker_reach_the_driver_whole(make):
+    import pickle
+
+    error = make()
+    copy_ = pickle.loads(pickle.dumps(error))
+    assert type(copy_) is type(error) and str(copy_) == str(error)
