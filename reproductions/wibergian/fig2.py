@@ -30,8 +30,8 @@ stayed finite, no minimisation failed, the mean loss of the last 20% of iteratio
 that of the first 20%, and no exploding step occurred in the last 20% (else 0, with the reason in
 the note). Iteration counts: smoke 10, mini 1000, full 10000 (the public code's count).
 Seeds: mini and full run 3 (fresh data every iteration: whether a run converges or explodes depends
-on the draw, so the claims are judged on three runs); a mini cell took 20-45 s here (shared 2-core
-machine). smoke keeps one.
+on the draw, so the claims are judged on three runs); a mini cell took 12-100 s here (the shared 2-core
+machine at a load average of about 20; about 10 s when quiet). smoke keeps one.
 """
 from __future__ import annotations
 

@@ -29,8 +29,9 @@ Optimiser. The paper trains by "stochastic subgradient descent" and says [1] cou
 to converge by "a careful tuning of step sizes"; for the toy it rejects adaptive methods (Adam,
 Adadelta) as hiding the volatility. Columns "frames/sequences assigned at random" use SGD with
 momentum 0.9 and lr 0.005 for both methods (settings ``optimizer``, ``lr``, ``momentum``); 0.005 was
-chosen on the damped method alone (seed 0, generated data, frames split: lr 0.005 reached the IoU that
-Adam reaches, 0.936; lr 0.02 gave 0.906). Where the Hessian is flatter than lambda the undamped
+chosen on the damped method alone in one preliminary run (seed 0, generated data, frames split, before
+the simulator's scale bias was made symmetric: lr 0.005 reached the IoU Adam reaches, 0.936, and lr
+0.02 gave 0.906), never on test numbers of the undamped one. Where the Hessian is flatter than lambda the undamped
 gradient is larger by about (H + 0.1) / H, so at one learning rate the undamped method takes larger
 steps; two extra columns on generated data (frames split; setting ``extra_optimizers``) show what
 the step size and the optimiser do: "..., SGD lr 0.02" and "..., Adam lr 0.02" (Adam divides each
@@ -71,9 +72,9 @@ numbers at smoke/mini are ours on simulated candidates: only the orderings are j
 
 Seeds. mini runs 3 seeds (a seed draws the generated tracks, the simulated trackers, the split and
 the training batches), so a claim's noise is the spread over seeds and "did not converge" is
-judged on three trainings, not one: a cell took 55 s here (generated data, one split, on a shared
-2-core machine), so 3 seeds keep the mini table at a few minutes. smoke keeps one (tests); full
-runs 3.
+judged on three trainings, not one: a cell took 40-80 s here (generated data, one split, both
+methods trained; the shared 2-core machine at a load average of about 20), so the 6 generated cells x 3
+seeds take about 15 minutes there and a few on a quiet machine. smoke keeps one (tests); full runs 3.
 """
 from __future__ import annotations
 
