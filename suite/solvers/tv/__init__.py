@@ -3,7 +3,10 @@
 * :func:`tv_prox_1d` -- the exact 1D TV proximity operator of Eq. (1), batched, with a
   backward pass read off the piecewise-constant structure of the solution (Eq. 8-9).
 * :func:`tv_prox_2d` -- the anisotropic 2D TV proximity operator of Eq. (2) by proximal
-  Dykstra over rows and columns (Alg. 1), differentiated by autograd through the 1D operator.
+  Dykstra over rows and columns (Alg. 1). On CPU with numba the whole loop of each (H, W) plane
+  runs in one compiled call (planes spread over the thread pool) and its backward is one fused
+  reverse pass through the kept 1D outputs (`_TVProx2dPlanes`); elsewhere the loop runs over the
+  batched 1D operator and autograd differentiates it. Both give the same numbers.
 * :class:`TVProx1d`, :class:`TVProx2d`, :class:`TVLayer` -- thin modules (Eq. 3-4).
 
 The 1D forward on CPU is Condat's direct algorithm ("A Direct Algorithm for 1D Total Variation
@@ -31,6 +34,11 @@ Two implementations produce the same numbers (the same structure, then the same 
 The backward pass is read off the segments of the solution: by a numba kernel (one pass per
 signal) for CPU tensors when numba is available, by vectorised torch otherwise; the two give
 the same numbers.
+
+Range (issue 16): an input whose magnitude would overflow the dtype inside the prox (segment
+sums of up to N samples, lam / n_k terms) is a ValueError naming ``x`` or ``lam``, decided from
+max |x| (found in the same pass as the NaN/inf check) and max lam, with no extra device sync: a
+finite input never comes back as inf or NaN.
 
 Broadcasting of ``lam`` (both functions): ``lam`` is a Python number or a tensor whose shape
 broadcasts *to* the batch shape under numpy rules (dims aligned on the right), i.e.
@@ -961,7 +969,8 @@ def tv_prox_1d(x: Tensor, lam: float | Tensor, *, dim: int = -1) -> Tensor:
 
     Raises:
         ValueError: x not a floating tensor, 0-dim, or with NaN/inf; ``dim`` out of range;
-            lam negative, NaN/inf, or not broadcastable to the batch shape.
+            lam negative, NaN/inf, or not broadcastable to the batch shape; max |x| + lam so large
+            that the prox's sums of N samples would overflow the dtype (see the module docstring).
     """
     x, x_max = _check_x(x, 1, "(the signal dim)")
     dim = _check_dim(dim, x.dim())
@@ -1072,8 +1081,9 @@ def tv_prox_2d(x: Tensor, lam: float | Tensor, *, iters: int = 4) -> Tensor:
     Proximal Dykstra alternating the exact 1D prox over all rows and all columns (Eq. 10-11),
     ``iters`` times from Y = X, P = Q = 0. It converges to the 2D prox as ``iters`` grows;
     the paper (and the official code) use 3-4 iterations inside networks, so the result for
-    small ``iters`` is an approximation by design. Gradients flow by autograd through the
-    exact 1D operator.
+    small ``iters`` is an approximation by design. Gradients are those of the K iterations
+    through the exact 1D operator (Eq. 8-9 for each pass): on CPU with numba by one fused
+    reverse pass per plane, elsewhere by autograd through the loop.
 
     Args:
         x: images, ``(*, H, W)`` with at least two dims; float32 or float64 (half precisions
@@ -1091,7 +1101,8 @@ def tv_prox_2d(x: Tensor, lam: float | Tensor, *, iters: int = 4) -> Tensor:
 
     Raises:
         ValueError: x not a floating tensor, with fewer than 2 dims or NaN/inf; lam negative,
-            NaN/inf or not broadcastable to ``x.shape[:-2]``; iters not an int >= 1.
+            NaN/inf or not broadcastable to ``x.shape[:-2]``; iters not an int >= 1; max |x| + lam
+            so large that sums of max(H, W) samples would overflow the dtype.
     """
     x, x_max = _check_x(x, 2, "(H, W)")
     iters = _check_iters(iters)
