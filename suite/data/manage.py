@@ -100,10 +100,11 @@ def build(*, profile: str = "mini", root: str | os.PathLike | None = None, seed:
                 function, _ = generators[dataset_id]
                 counts[dataset_id] = function(staging / dataset_id, profile, seed, lambda: bar.update(1))
         else:
-            import multiprocessing
+            from suite.harness import executors
 
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # workers that die with this process and leave Ctrl-C to it (see executors.local_pool)
+            pool = executors.local_pool(workers)
+            try:
                 # Largest first, so the two workers finish close together.
                 order = sorted(wanted, key=lambda d: -_COST.get(d, 1) * generators[d][1](settings))
                 futures = [pool.submit(_run_generator, d, str(staging / d), profile, seed) for d in order]
@@ -111,6 +112,10 @@ def build(*, profile: str = "mini", root: str | os.PathLike | None = None, seed:
                     dataset_id, count = future.result()
                     counts[dataset_id] = count
                     bar.update(generators[dataset_id][1](settings))
+            except BaseException:
+                executors.stop_local_pool(pool)
+                raise
+            pool.shutdown(wait=True)
         results = {}
         for dataset_id in wanted:
             target = root / dataset_id
