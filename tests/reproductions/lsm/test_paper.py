@@ -31,6 +31,12 @@ def _producible():
     out["lsm.efficiency"] = ({"LSM (Joint)"}, {"model", "training", "inference 512x384"},
                              {"parameters", "memory", "training iterations", "training time", "time per step",
                               *(f"{t} time" for t in _GENERATED)})
+    from reproductions.lsm import learning_curve
+    from reproductions.lsm.settings import PROFILES
+
+    out["lsm.learning_curve"] = ({learning_curve.ROW, *learning_curve.TRIVIAL.values()},
+                                 {"level", f"{PROFILES['mini']['train_iterations']} steps"},
+                                 set(evaluation.HEADLINE.values()))
     return out
 
 
@@ -39,7 +45,7 @@ def test_paper_yaml_loads_and_covers_every_experiment():
     known = set(registry.all_experiments())
     lsm = {e for e in known if e.startswith("lsm.")}
     assert lsm == {"lsm.interactive", "lsm.video", "lsm.stereo", "lsm.flow", "lsm.efficiency", "lsm.zero_shot",
-                   "lsm.ablations", "lsm.subspaces"}
+                   "lsm.ablations", "lsm.subspaces", "lsm.learning_curve"}
     assert {t.experiment for t in paper.tables} == lsm
     assert {c.spec["experiment"] for c in paper.claims} == lsm
     # the printed numbers of the text
