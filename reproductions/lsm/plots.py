@@ -146,9 +146,14 @@ def residual_bars(frame):
 
 
 def _panel_paths(frame) -> list[Path]:
-    notes = frame.note.dropna() if "note" in frame else []
+    """The panel files named in the records' notes: the lowest seed's, one per task and set."""
+    if "note" not in frame or frame.empty:
+        return []
+    rows = frame[frame.note.notna() & frame.note.astype(str).str.contains("; panel ")]
+    if "seed" in rows and rows.seed.notna().any():
+        rows = rows[rows.seed == rows.seed.min()]
     paths = []
-    for note in notes:
+    for note in rows.note:
         for part in str(note).split("; "):
             if part.startswith("panel "):
                 path = Path(part[len("panel "):])
@@ -158,25 +163,31 @@ def _panel_paths(frame) -> list[Path]:
 
 
 def subspace_panel(frame):
-    """Fig. 13: the image and the basis vectors of the finest level as heat maps (flow: V_x
-    then V_y; segmentation: V), from the arrays the ``lsm.subspaces`` cell saved."""
+    """Fig. 13: per task, the image, the ground truth at the finest level (flow: u and v;
+    segmentation: the +-1 labels) and the basis vectors carrying most of it as heat maps
+    (flow: V_x for u, V_y for v), from the arrays the ``lsm.subspaces`` cells saved."""
     plt = _pyplot()
     panels = []
     for path in _panel_paths(frame):
         with np.load(path) as archive:
-            panels.append((path.stem, archive["image"], archive["bases"]))
+            if "truth" not in archive:  # a panel written by an older version of the cell
+                continue
+            panels.append({key: archive[key] for key in archive.files})
     if not panels:
         return _empty(plt, "no basis panel here (the lsm.subspaces cell saves it beside the model cache)")
-    columns = 1 + max(min(8, len(b)) for _, _, b in panels)
-    fig, axes = plt.subplots(len(panels), columns, figsize=(1.8 * columns, 1.8 * len(panels)), squeeze=False)
-    for (name, image, bases), ax_row in zip(panels, axes):
-        ax_row[0].imshow(image)
-        ax_row[0].set_title(name.split("-")[0], fontsize=7)
-        for k, ax in enumerate(ax_row[1:]):
-            if k < min(8, len(bases)):
-                ax.imshow(bases[k], cmap="jet")
-                ax.set_title(f"v{k + 1}", fontsize=7)
+    columns = 1 + max(len(p["truth"]) + len(p["bases"]) for p in panels)
+    fig, axes = plt.subplots(len(panels), columns, figsize=(1.9 * columns, 2.1 * len(panels)), squeeze=False)
+    for panel, ax_row in zip(panels, axes):
+        ax_row[0].imshow(panel["image"])
+        ax_row[0].set_title("image", fontsize=7)
+        truth_names = ["u (truth)", "v (truth)"] if len(panel["truth"]) == 2 else ["mask (truth)"]
+        images = list(zip(truth_names, panel["truth"])) + list(zip(panel["labels"].tolist(), panel["bases"]))
+        for ax, (name, image) in zip(ax_row[1:], images):
+            shown = np.where(panel["valid"], image, np.nan) if image.shape == panel["valid"].shape else image
+            ax.imshow(shown, cmap="jet")
+            ax.set_title(str(name), fontsize=7)
         for ax in ax_row:
             ax.axis("off")
+        ax_row[0].text(0.0, 1.25, str(panel["title"]), transform=ax_row[0].transAxes, fontsize=8, ha="left")
     fig.tight_layout()
     return fig
