@@ -64,8 +64,10 @@ whole test set at that stride, every action and sequence). The fitting and learn
 every profile; only the data differ.
 
 Seeds. mini runs 3 seeds (a seed draws the synthetic subjects and poses, the detection noise and the
-training batches), so the improvements and orderings are judged against the spread over seeds: one
-variant took about 30 s here (shared 2-core machine), so 3 seeds keep the mini table at minutes.
+training batches), so the improvements and orderings are judged against the spread over seeds. With the
+3-model mixture a learned multi-view variant took 115-180 s here and a baseline 10-30 s (the shared
+2-core machine at a load average of about 20), the 18 mini cells 31 minutes there; a quiet machine
+takes several times less.
 smoke and full keep one (full: Human3.6M is fixed data and a training is long).
 """
 from __future__ import annotations
