@@ -63,7 +63,7 @@ def test_toy_curvature_is_the_hessian_the_gradient_inverts():
         gen = torch.Generator().manual_seed(3)
         x, inliers = fig2.sample_points("paper", generator=gen)
         sigma = torch.tensor([[1.0]], dtype=torch.float64, requires_grad=True)
-        t = minimize(fig2.rbf_energy, x.unsqueeze(-1), (x, sigma), max_iter=10)
+        t = minimize(fig2.rbf_energy, x.unsqueeze(-1), (x, sigma), max_iter=10, lam=fig2.METHOD_LAMBDA[method])
         # d(grad_t E)/dsigma at t*; the Hessian is the one of the final Newton step (where L-BFGS stopped)
         tt = t.y.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(fig2.rbf_energy(tt, x, sigma).sum(), tt, create_graph=True)
