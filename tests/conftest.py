@@ -71,3 +71,21 @@ def _private_data_root(tmp_path_factory):
         patch.setattr(registry, "default_data_root", lambda: repo_data)
         patch.setattr(manage, "default_data_root", lambda: repo_data)
         yield
+
+
+#: Every skip for an absent real-data sample says this (the ``shared_data`` fixture and the tests
+#: that look for a sample themselves): the closing line counts them.
+REAL_DATA_SKIP = "(set ENERGYBENCH_SHARED_DATA)"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: how many tests skipped because the real-data samples are absent, and how to run them."""
+    count = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+        count += REAL_DATA_SKIP in message
+    if count:
+        terminalreporter.write_line(
+            f"{count} test(s) skipped: the real-data samples are absent (looked in {shared_data_root()}); "
+            "to run them, set ENERGYBENCH_SHARED_DATA=/path/to/shared/data (see tests/conftest.py)", yellow=True)

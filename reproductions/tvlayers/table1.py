@@ -216,26 +216,64 @@ def table1(ctx, cell):
     return ctx.records
 
 
+def _paper_times() -> dict[tuple[str, str], float]:
+    """The paper's Table 1 milliseconds by (row, column), from this package's paper.yaml."""
+    from pathlib import Path
+
+    from suite.harness.claims import load_paper
+
+    paper = load_paper(Path(__file__).with_name("paper.yaml"))
+    table = next((t for t in paper.tables if t.table == TABLE), None)
+    return {(v["row"], v["column"]): float(v["value"]) for v in (table.values if table else ())
+            if v.get("metric") == "time" and v.get("value") is not None}
+
+
 def plot_times(frame):
-    """Log-scale bars of forward and backward ms per solver (Table 1 as a chart)."""
+    """Table 1 as a chart: every row (the paper's and ours, measured or not run), forward and
+    backward ms per batch on a log axis, ours as solid bars and the paper's beside them as
+    hatched bars; a row we did not measure says "not run" where its bars would be."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = frame[(frame.table == TABLE) & (frame.metric == "time") & frame.value.notna()]
-    df = df[df.column.isin(["forward", "backward"])]
-    means = df.groupby(["row", "column"]).value.mean().unstack("column")
-    stds = df.groupby(["row", "column"]).value.std().unstack("column").reindex_like(means).fillna(0.0)
-    means = means.sort_values("forward", ascending=False) if "forward" in means else means
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    positions = np.arange(len(means))
-    for i, column in enumerate(c for c in ("forward", "backward") if c in means):
-        ax.bar(positions + (i - 0.5) * 0.38, means[column], 0.38, yerr=stds[column].reindex(means.index),
-               label=column, log=True, capsize=2)
-    ax.set_xticks(positions, means.index, rotation=20, ha="right")
-    ax.set_ylabel("time per batch (ms, log scale)")
-    ax.set_title("TV 1D prox, 256 x 32 x 32, lam = 1")
-    ax.legend()
+    columns = ("forward", "backward")
+    df = frame[(frame.table == TABLE) & (frame.metric == "time") & frame.column.isin(columns)]
+    measured = df[df.value.notna()]
+    means = measured.groupby(["row", "column"]).value.mean()
+    stds = measured.groupby(["row", "column"]).value.std().fillna(0.0)
+    paper = {k: v for k, v in _paper_times().items() if k[1] in columns}
+    rows = list(dict.fromkeys([r for r, _ in paper] + list(df.row.unique())))
+    # fastest measured first (as the paper orders its table, slowest last); rows without ours at the end
+    rows.sort(key=lambda r: means.get((r, "forward"), means.get((r, "backward"), np.inf)))
+    colours = {"forward": "#1f77b4", "backward": "#ff7f0e"}
+    height = 0.2
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.4))
+    values = [v for v in list(means) + list(paper.values()) if v > 0]
+    low = min(values) / 3 if values else 1e-2
+    for i, row in enumerate(rows):
+        offsets = {("ours", "forward"): -1.5, ("ours", "backward"): -0.5, ("paper", "forward"): 0.5,
+                   ("paper", "backward"): 1.5}
+        for (who, column), off in offsets.items():
+            y = i + off * height
+            if who == "ours" and (row, column) in means:
+                ax.barh(y, means[(row, column)], height, xerr=stds.get((row, column), 0.0), color=colours[column],
+                        capsize=2, label=f"ours, {column}")
+            elif who == "paper" and (row, column) in paper:
+                ax.barh(y, paper[(row, column)], height, color="white", edgecolor=colours[column], hatch="///",
+                        label=f"paper, {column}")
+        if not any((row, c) in means for c in columns):
+            ax.text(low * 1.2, i - height, "not run here", va="center", fontsize=8, color="#666")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    ax.set_yticks(np.arange(len(rows)), rows, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(left=low)
+    ax.set_xlabel("time per batch (ms, log scale)")
+    ax.set_title("TV 1D prox, lam = 1, ms per batch: ours (solid; this profile's batch) and the paper's "
+                 "(hatched; 256 x 32 x 32)", fontsize=10)
+    ax.grid(axis="x", which="major", alpha=0.3)
     fig.tight_layout()
     return fig

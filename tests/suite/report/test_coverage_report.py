@@ -107,7 +107,7 @@ def test_report_lists_every_paper_table_and_waits_for_every_cell(toy_paper, tmp_
     index = build(tmp_path / "results", tmp_path / "reports", profile="mini", papers_root=toy_paper).read_text()
     page = (tmp_path / "reports" / "toyrules.html").read_text()
     assert _index_row(index, "toyrules")[3:10] == ["1", "0", "0", "0", "0", "1", "1"]
-    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths">.*?</tr>', page, re.S).group(0)
+    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths"[^>]*>.*?</tr>', page, re.S).group(0)
     assert ">reproduced<" in claim_row and "1 seed" not in claim_row and "2 seeds" in claim_row
     links = re.findall(r'href="#cell-([^"]+)"', claim_row)
     assert len(links) == 12
@@ -118,13 +118,13 @@ def test_report_lists_every_paper_table_and_waits_for_every_cell(toy_paper, tmp_
     runner.run([exp], runner.Options(profile="full", device="cpu", results=one / "results", progress=False))
     build(one / "results", one / "reports", profile="full", papers_root=toy_paper)
     page = (one / "reports" / "toyrules.html").read_text()
-    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths">.*?</tr>', page, re.S).group(0)
+    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths"[^>]*>.*?</tr>', page, re.S).group(0)
     assert "reproduced (1 seed)" in claim_row, claim_row
     # and nothing is judged at smoke, where runs only exercise the code path
     runner.run([exp], runner.Options(profile="smoke", device="cpu", results=one / "results", progress=False))
     build(one / "results", one / "reports", profile="smoke", papers_root=toy_paper)
     page = (one / "reports" / "toyrules.html").read_text()
-    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths">.*?</tr>', page, re.S).group(0)
+    claim_row = re.search(r'<tr id="claim-adm-beats-gd-over-lengths"[^>]*>.*?</tr>', page, re.S).group(0)
     assert "not judged" in claim_row and "never judged at the smoke profile" in claim_row
 
 
