@@ -174,15 +174,7 @@ def read_image(path: PathLike, *, unchanged: bool = False, grey: bool = False) -
         raise FileNotFoundError(f"image not found: {path}")
     require_file(path)
     if unchanged:
-        import cv2
-
-        check_image_size(path)
-        try:
-            array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        except cv2.error as error:
-            raise MalformedFileError(path, f"not a decodable image (OpenCV: {' '.join(str(error).split())})") from error
-        if array is None:
-            raise MalformedFileError(path, "not a decodable image (OpenCV returned nothing)")
+        array = imread_unchanged(path)
         if array.ndim == 3:
             # OpenCV stores colour as BGR(A); flip to RGB(A).
             array = array[..., ::-1] if array.shape[2] == 3 else array[..., [2, 1, 0, 3]]
@@ -224,6 +216,26 @@ def read_indexed_png(path: PathLike) -> np.ndarray:
         raise
     except (UnidentifiedImageError, *read_errors()) as error:
         raise MalformedFileError(path, f"not a decodable PNG ({type(error).__name__}: {error})") from error
+
+
+def imread_unchanged(path: PathLike) -> np.ndarray:
+    """``cv2.imread(path, IMREAD_UNCHANGED)`` (BGR order, stored bit depth), safe: a missing file
+    raises FileNotFoundError, a FIFO, a decompression bomb, a ``cv2.error`` or an undecodable file
+    a MalformedFileError naming it."""
+    import cv2
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image not found: {path}")
+    require_file(path)
+    check_image_size(path)
+    try:
+        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        raise MalformedFileError(path, f"not a decodable image (OpenCV: {' '.join(str(error).split())})") from error
+    if array is None:
+        raise MalformedFileError(path, "not a decodable image (OpenCV returned nothing)")
+    return array
 
 
 def _pil_open(path: Path):

@@ -19,6 +19,7 @@ from ._common import (
     MalformedFileError,
     PathLike,
     check_payload_size,
+    imread_unchanged,
     read_bytes,
     read_errors,
     read_image,
@@ -141,14 +142,10 @@ def read_kitti_flow(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         MalformedFileError: not a 16-bit 3-channel PNG.
     """
-    import cv2
-
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"KITTI flow file not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if bgr is None:
-        raise MalformedFileError(path, "not a decodable PNG")
+    bgr = imread_unchanged(path)  # bombs, FIFOs and cv2.error: a MalformedFileError naming the file
     if bgr.dtype != np.uint16 or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise MalformedFileError(
             path, f"KITTI flow must be a 16-bit 3-channel PNG, got dtype {bgr.dtype} shape {bgr.shape}"
@@ -184,14 +181,10 @@ def read_kitti_disparity(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         MalformedFileError: not a single-channel 16-bit PNG.
     """
-    import cv2
-
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"KITTI disparity file not found: {path}")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise MalformedFileError(path, "not a decodable PNG")
+    raw = imread_unchanged(path)  # bombs, FIFOs and cv2.error: a MalformedFileError naming the file
     if raw.dtype != np.uint16 or raw.ndim != 2:
         raise MalformedFileError(
             path, f"KITTI disparity must be a single-channel 16-bit PNG, got dtype {raw.dtype} shape {raw.shape}"

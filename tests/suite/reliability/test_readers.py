@@ -4,7 +4,7 @@ than the payload holds are refused; reading a FIFO never hangs.
 Generated cases: .flo and .pfm with payloads from 16 bytes short to 16 bytes long (hypothesis,
 40 each); 30 random byte strings under 6 image suffixes, both decoders; PNG and JPEG cut at 25
 random points; decompression bombs (PNG headers declaring 10^8 to 10^10 pixels, 2 decoders);
-.npz cut at 20 points; 8 readers on a FIFO; 7 broken OTB cfg.json files; 8 library errors x 4
+.npz cut at 20 points; 10 readers on a FIFO; 7 broken OTB cfg.json files; 8 library errors x 4
 item shapes escaping a reader's load."""
 from __future__ import annotations
 
@@ -134,8 +134,9 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, side, unchang
     with pytest.raises(MalformedFileError, match="too large|decompression bomb") as raised:
         readers.read_image(path, unchanged=unchanged)
     assert str(path) in str(raised.value)
-    with pytest.raises(MalformedFileError):
-        readers.read_indexed_png(path)
+    for read in (readers.read_indexed_png, readers.read_kitti_flow, readers.read_kitti_disparity):
+        with pytest.raises(MalformedFileError, match="too large|decompression bomb"):
+            read(path)
 
 
 @settings(max_examples=20, **SETTINGS)
@@ -157,7 +158,8 @@ FIFO_READERS = {
     "read_bytes": _common.read_bytes, "read_image": readers.read_image,
     "read_image_unchanged": lambda p: readers.read_image(p, unchanged=True), "read_indexed_png": readers.read_indexed_png,
     "read_flo": readers.read_flo, "read_pfm": readers.read_pfm, "read_json": _common.read_json,
-    "check_file": _common.check_file,
+    "check_file": _common.check_file, "read_kitti_flow": readers.read_kitti_flow,
+    "read_kitti_disparity": readers.read_kitti_disparity,
 }
 
 
