@@ -184,7 +184,10 @@ def subspace_panel(frame):
         images = list(zip(truth_names, panel["truth"])) + list(zip(panel["labels"].tolist(), panel["bases"]))
         for ax, (name, image) in zip(ax_row[1:], images):
             shown = np.where(panel["valid"], image, np.nan) if image.shape == panel["valid"].shape else image
-            ax.imshow(shown, cmap="jet")
+            # robust limits: a few extreme pixels (occlusion edges) would wash out the layers
+            finite = shown[np.isfinite(shown)]
+            low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0)
+            ax.imshow(shown, cmap="jet", vmin=low, vmax=high if high > low else low + 1e-6)
             ax.set_title(str(name), fontsize=7)
         for ax in ax_row:
             ax.axis("off")
