@@ -180,7 +180,7 @@ def read_image(path: PathLike, *, unchanged: bool = False, grey: bool = False) -
             array = array[..., ::-1] if array.shape[2] == 3 else array[..., [2, 1, 0, 3]]
             array = np.ascontiguousarray(array)
         return array
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
         with _pil_open(path) as image:
