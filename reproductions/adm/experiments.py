@@ -16,6 +16,9 @@ unlabelled pixels Omega_U. The public Caffe layer passes no scribbles to alpha-e
 trains CE toward X on all pixels; Table 2 reports that variant in its own column, "+grid CRF ADM
 (public code: no hard constraints)", which no claim of the paper is about. Scribbles are also
 hard constraints in the proposals and the shallow experiment.
+Control (Table 2 only, no claim): "pCE loss, continued for phase 2" trains the phase-1 model for
+the phase-2 iterations more with pCE alone, so a regularized column's gain over "pCE loss" (phase
+1 only, as in the paper) can be told apart from the extra training every phase-2 method gets.
 No CRF post-processing at test time. mIOU and accuracies use one confusion matrix over the
 validation set (void ignored); trimap accuracy counts the pixels within 16 / 8 px of the void
 outline at the ground truth's native resolution (VOC, longest side 500 px); at mini the bands are
@@ -194,7 +197,7 @@ GAP_COLUMN = "+grid CRF ADM - dense CRF GD"
     "adm.table2",
     table="Table 2",
     title="mIOU on the validation set: full supervision, proposals, pCE, +dense/grid CRF (GD, ADM; "
-          "ADM as in the paper, and the public code's variant)",
+          "ADM as in the paper, and the public code's variant), and pCE continued for phase 2 (a control)",
     grid=_table2_cells,
     profiles=profiles_with(),
     datasets=_datasets,

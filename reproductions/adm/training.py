@@ -47,12 +47,17 @@ from .settings import TRAINING_KEYS, for_network
 #: pixels), trained and reported as its own, labelled column (Table 2 only).
 PAPER_METHODS = ("full", "proposals", "pce", "dense-gd", "grid-gd", "grid-adm")
 ADM_METHODS = ("grid-adm", "grid-adm-public")
-METHODS = PAPER_METHODS + ("grid-adm-public",)
-PHASE_TWO = ("dense-gd", "grid-gd", "grid-adm", "grid-adm-public")
+#: A control, not a method of the paper: phase 2 with pCE alone (the phase-1 model trained for the
+#: phase-2 iterations more, same lr), so a regularizer's gain is told apart from the extra training
+#: every phase-2 method gets.
+CONTROL = "pce-continued"
+METHODS = PAPER_METHODS + ("grid-adm-public", CONTROL)
+PHASE_TWO = ("dense-gd", "grid-gd", "grid-adm", "grid-adm-public", CONTROL)
 METHOD_COLUMNS = {
     "full": "Full sup.", "proposals": "train w/ proposals", "pce": "pCE loss",
     "dense-gd": "+dense CRF GD", "grid-gd": "+grid CRF GD", "grid-adm": "+grid CRF ADM",
     "grid-adm-public": "+grid CRF ADM (public code: no hard constraints)",
+    CONTROL: "pCE loss, continued for phase 2 (control: no regularizer)",
 }
 ENV_CACHE = "ENERGYBENCH_ADM_CACHE"
 
@@ -295,7 +300,7 @@ def train_network(model: torch.nn.Module, dataset: adm_data.TrainingSet, *, meth
             out_size = tuple(logits.shape[-2:])
             shrunk = adm_data.shrink_labels(target, out_size, num_classes=logits.shape[1]).to(device)
             loss = losses.partial_cross_entropy(logits, shrunk)
-            if method in PHASE_TWO:
+            if method in PHASE_TWO and method != CONTROL:
                 logits_full = losses.upsample(logits, images.shape[-2:])
                 probs = logits_full.softmax(1)
                 if method == "dense-gd":

@@ -33,8 +33,9 @@ def test_tables_end_to_end_at_smoke(adm_env, tmp_path):
     assert summary.ok and summary.not_run == 0, summary.failed
     df = store.frame(tmp_path / "results")
     t2 = df[(df.table == "Table 2") & (df.metric == "miou")]
-    # The paper's six columns and the public-code ADM variant, for both mini networks.
-    assert len(t2) == 14 and t2.value.between(0, 100).all()
+    # The paper's six columns, the public-code ADM variant and the pCE-continued control, both mini networks.
+    assert len(t2) == 16 and t2.value.between(0, 100).all()
+    assert "pCE loss, continued for phase 2 (control: no regularizer)" in set(t2.column)
     assert "+grid CRF ADM (public code: no hard constraints)" in set(t2.column)
     t3 = df[df.table == "Table 3"]
     assert "+grid CRF ADM (public code: no hard constraints)" not in set(t3.column)
