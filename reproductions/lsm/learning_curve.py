@@ -122,7 +122,7 @@ def learning_curve(ctx, cell):
     unit, higher = evaluation.METRICS[task][metric]
     if "steps" in cell:
         steps = int(cell["steps"])
-        column = f"{steps} steps"
+        column = f"{task}: {steps} steps"  # one column per task: stereo and flow share the metric EPE
         sub = _WithSettings(ctx, train_iterations=steps)
         try:
             metrics = measure(sub, task=task, dataset=dataset, method="lsm-single")
@@ -131,17 +131,19 @@ def learning_curve(ctx, cell):
             ctx.not_run(row=ROW, column=column, metric=metric, reason=str(error), unit=unit, higher_is_better=higher)
             return ctx.records
         value, std, n = metrics[metric]
+        # No ``step=``: a record with a step is a point of a training history, which claims skip;
+        # the step count is in the column ("stereo: 120 steps").
         ctx.record(row=ROW, column=column, metric=metric, value=value, std=std, n=n, unit=unit,
-                   higher_is_better=higher, step=steps, note=f"{task}; model {model_key(sub, tasks=SINGLE[task])[:12]}")
+                   higher_is_better=higher, note=f"{task}; model {model_key(sub, tasks=SINGLE[task])[:12]}")
         per_step = trained.history.get("seconds_per_step")
         if per_step is not None and np.isfinite(per_step):
             ctx.record(row=ROW, column=column, metric=f"{task} seconds per step", value=float(per_step), unit="s",
-                       higher_is_better=False, step=steps)
+                       higher_is_better=False)
         losses = trained.history.get("loss", {}).get(task) or []
         if losses:
             tail = losses[-max(1, len(losses) // 10):]
             ctx.record(row=ROW, column=column, metric=f"{task} final training loss", value=float(np.mean(tail)),
-                       higher_is_better=False, step=steps, note="mean of the last 10% of steps")
+                       higher_is_better=False, note="mean of the last 10% of steps")
         return ctx.records
     method = cell["method"]
     row = TRIVIAL[task] if method == "trivial" else method
@@ -151,9 +153,9 @@ def learning_curve(ctx, cell):
         else:
             value, std, n = measure(ctx, task=task, dataset=dataset, method=method)[metric]
     except lsm_data.DataUnavailable as error:
-        ctx.not_run(row=row, column="level", metric=metric, reason=str(error), unit=unit, higher_is_better=higher)
+        ctx.not_run(row=row, column=f"{task}: level", metric=metric, reason=str(error), unit=unit, higher_is_better=higher)
         return ctx.records
-    ctx.record(row=row, column="level", metric=metric, value=value, std=std, n=n, unit=unit, higher_is_better=higher,
+    ctx.record(row=row, column=f"{task}: level", metric=metric, value=value, std=std, n=n, unit=unit, higher_is_better=higher,
                note=task)
     return ctx.records
 
@@ -172,9 +174,12 @@ def curve_plot(frame):
         df = df[df.note.fillna("").str.startswith(task)] if "note" in df else df.iloc[:0]
         curve = df[df.row == ROW]
         if len(curve):
-            points = curve.groupby("step").value.agg(["mean", "std"]).sort_index()
+            steps = curve.column.str.extract(r"^\w+: (\d+) steps$", expand=False).astype(float)
+            points = curve.assign(steps=steps).groupby("steps").value.agg(["mean", "std"]).sort_index()
             ax.errorbar(points.index, points["mean"], yerr=points["std"].fillna(0), marker="o", label=ROW)
             ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(list(points.index), [str(int(v)) for v in points.index])
         for i, (row, group) in enumerate(df[df.row != ROW].groupby("row", sort=False)):
             ax.axhline(group.value.mean(), linestyle="--" if row not in TRIVIAL.values() else ":",
                        color=f"C{i + 1}", label=row)

@@ -41,8 +41,8 @@ def test_stereo_curve_cells_train_one_model_per_step_count_and_plot(lsm_data, sm
             learning_curve.learning_curve(ctx, cell)
     df = pd.DataFrame(ctx.records)
     epe = df[(df.metric == "EPE") & (df.row == learning_curve.ROW)]
-    assert list(epe.step) == [1] and epe.value.notna().all()
-    levels = df[df.column == "level"]
+    assert list(epe.column) == ["stereo: 1 steps"] and epe.value.notna().all()
+    levels = df[df.column == "stereo: level"]
     assert set(levels.row) == {"opencv-sgbm", "zero disparity"} and levels.value.notna().all()
     per_step = df[df.metric == "stereo seconds per step"]
     assert (per_step.value > 0).all() and len(per_step) == 1

@@ -39,7 +39,8 @@ def _producible():
     from reproductions.lsm.settings import PROFILES
 
     out["lsm.learning_curve"] = ({learning_curve.ROW, *learning_curve.TRIVIAL.values()},
-                                 {"level", f"{PROFILES['mini']['train_iterations']} steps"},
+                                 {c for t in _GENERATED for c in (f"{t}: level",
+                                                                  f"{t}: {PROFILES['mini']['train_iterations']} steps")},
                                  set(evaluation.HEADLINE.values()))
     return out
 
