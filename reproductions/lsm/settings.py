@@ -39,7 +39,13 @@ generated validation split (20 samples) of a single-task model of these settings
   model's bandwidth 0.5, 0.87 with 0.1, on 4 training crops).
 
 The curve falls slowly (about 0.3 EPE per 3.3x steps for stereo): the baselines are out of reach
-at any step count the budget affords (``lsm.learning_curve`` records this on the LSM page).
+at any step count the budget affords (``lsm.learning_curve`` records this on the LSM page; its mini
+run, 40 / 120 / 480 steps, 30 validation samples: stereo EPE 2.46 / 2.41 / 2.26 vs zero 2.44 and
+SGBM 0.66; flow 7.05 / 6.96 / 7.09 vs zero 5.52 and DIS 1.73; interactive IoU 0.33 / 0.37 / 0.42
+vs GrabCut 0.97; video J 0.16 / 0.18 / 0.44 vs the first mask repeated 0.33 and DIS propagation
+0.63). Time per single-task step with one torch thread on the lightly loaded machine: 0.07-0.3 s
+(stereo, flow: 0.07-0.11; interactive, video: 0.27-0.31); with torch's default of two threads on
+the machine shared by eight jobs a step took 10-50x longer (OMP_NUM_THREADS=1 on a shared box).
 No sign, scale or gradient bug was found: the energy of Eq. 11 on the raw images is lowest at the
 ground truth (stereo 638 vs 2170 at zero over 6 crops, flow 666 vs 2334), a minimization over
 V = [x_gt] decreases the energy at every step and the EPE from 1.83 to 0.70 in 8 steps, the
@@ -54,7 +60,7 @@ wide): m = c / 2 or channels (64, 48, 32, 32) with m = c / 4 reach a fixed-batch
 (DRN-22) and trains 143.2K steps; at mini both the features and the subspace generator start from
 random weights, and a few hundred CPU steps do not make them discriminative.
 
-Flow is worse than predicting zero flow at mini (Fig. 8: EPE 6.96 single vs 5.66 for zero flow)
+Flow is worse than predicting zero flow at mini (Fig. 8: EPE 6.96 single vs 5.52 for zero flow)
 because of the paper's Cramer's-rule system (App. A, ``flow_system="cramer"``), not a bug: the 1-D
 problems weight each pixel by det = D_uu D_vv - D_uv^2 (fourth power of the feature gradients), and
 on these data the coarse-to-fine minimization diverges even over an oracle subspace V = [x_gt, 1]
