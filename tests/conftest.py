@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import suite  # noqa: F401  -- sets OMP_WAIT_POLICY before any test module imports torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
