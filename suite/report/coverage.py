@@ -101,8 +101,10 @@ def units(paper: claims_mod.Paper, experiments: Mapping[str, registry.Experiment
     out, named = [], set()
     for table in paper.tables:
         exp = experiments.get(table.experiment) if table.experiment else None
+        # A selection without a table reads its experiment's own table (the claim engine's rule).
+        own = exp.table if exp is not None else None
         n_claims = sum(1 for c in paper.claims
-                       if table.table in {s.get("table") for s in claims_mod.selections(c)}
+                       if table.table in {s.get("table") or own for s in claims_mod.selections(c)}
                        and table.experiment in claims_mod.claim_experiments(c, paper.tables))
         out.append(Unit(paper.id, table.table, table.experiment, exp is not None,
                         _profiles(exp) if exp is not None else (), len(table.values), n_claims, paper.title))
