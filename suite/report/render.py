@@ -134,13 +134,20 @@ def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.Da
         if pv is not None and pv.get("printed_as"):
             notes.append(f"paper row: {pv['printed_as']}")
         unit = (pv or {}).get("unit") or (group.unit.iloc[0] if not group.empty else "")
+        verdict = cell_verdict(judge, paper_value, ours, std, profile) if registered else coverage_mod.NO_EXPERIMENT
+        random_init = sorted(n for n in set(group.note.dropna()) if claims_mod.is_random_init(n))
+        if random_init and verdict in (claims_mod.REPRODUCED, claims_mod.WITHIN_NOISE, claims_mod.NOT_REPRODUCED):
+            # A network the paper starts from ImageNet weights, trained here from random init: its
+            # number is shown, but comparing it with the paper's would judge the missing weights.
+            verdict = f"{claims_mod.NOT_JUDGED}: {claims_mod.RANDOM_INIT}"
+            notes.append(random_init[0])
         lines.append(Line(
             row=key[0], column=key[1], metric=key[2], unit=unit,
             paper=fmt(paper_value, (pv or {}).get("std")),
             ours=(fmt(ours, std) if ours is not None else ("not run" if notes or group.empty else ""))
             if registered else coverage_mod.NO_EXPERIMENT,
             delta=fmt(ours - paper_value) if ours is not None and paper_value is not None else "",
-            verdict=cell_verdict(judge, paper_value, ours, std, profile) if registered else coverage_mod.NO_EXPERIMENT,
+            verdict=verdict,
             note="; ".join(notes),
             spread=_spread_name(std, count, group) if ours is not None and registered else "",
         ))

@@ -65,6 +65,17 @@ def test_a_paper_row_without_our_measurement_says_why():
     assert "none of the 4 cell runs of the mini grid records this row" in complete[1].note
 
 
+def test_a_value_measured_on_a_random_init_network_is_shown_but_not_judged_at_full():
+    note = "random init (no ImageNet checkpoint): set $ENERGYBENCH_WEIGHTS"
+    frame = pd.DataFrame([{"table": "T", "row": r, "column": "c", "metric": "m", "value": 1.0, "std": None,
+                           "step": None, "note": n, "unit": "", "seed": 0} for r, n in (("a", note), ("b", None))])
+    table = claims.PaperTable("x.t", "T", "", "", {"tolerance": 0.5}, (
+        {"row": "a", "column": "c", "metric": "m", "value": 1.0}, {"row": "b", "column": "c", "metric": "m", "value": 1.0}))
+    lines = render.table_lines("T", table, frame, "full", coverage=claims.Coverage(True, 2, 2, 0))
+    assert lines[0].ours == "1" and lines[0].verdict == "not judged: random init" and note in lines[0].note
+    assert lines[1].verdict == claims.REPRODUCED and lines[1].note == ""
+
+
 def test_an_empty_results_folder_gives_pages_that_say_so(tmp_path):
     (tmp_path / "results").mkdir()
     index = render.build(tmp_path / "results", tmp_path / "reports", profile="smoke").read_text()
