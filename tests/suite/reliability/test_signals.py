@@ -51,11 +51,19 @@ def _wait_for(condition, timeout: float) -> bool:
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find workers")
 
 
+def _default_sigint() -> None:
+    # A command started in the background by a non-interactive shell (`cmd &`, as CI scripts and
+    # nohup wrappers do) inherits SIGINT ignored, and Python then leaves it ignored; a terminal
+    # user's driver has the default, so give the child that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path: Path, *extra: str, **env: str) -> subprocess.Popen:
     command = cli_command("run", "toypaper.square", "--profile", "smoke", "--device", "cpu", "--results",
                           str(tmp_path / "results"), "--no-progress", *extra)
     return subprocess.Popen(command, env=cli_env(TOY_SLEEP="120", TOY_LOG=str(tmp_path / "log"), **env), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
