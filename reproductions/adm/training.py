@@ -422,8 +422,6 @@ def select_weight(ctx, *, network: str, method: str) -> dict:
         ``{"chosen": factor, "weight": the chosen weight, "candidates": [{"factor", "weight",
         "heldout_miou"}, ...], "heldout_images": n}``.
     """
-    from suite.harness.store import write_json_atomic
-
     factors = [float(f) for f in (ctx.settings.get("weight_search") or [1.0])]
     group, key = SEARCHED[method]
     base = float(ctx.settings[group][key])
@@ -431,14 +429,8 @@ def select_weight(ctx, *, network: str, method: str) -> dict:
         return {"chosen": factors[0], "weight": base * factors[0], "heldout_images": 0,
                 "candidates": [{"factor": factors[0], "weight": base * factors[0], "heldout_miou": None}]}
     payload = cache_payload(ctx, network=network, method=method, length=1.0)
-    path = cache_path(payload).with_suffix(".selection.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.with_suffix(".lock"))):
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                path.unlink(missing_ok=True)
+
+    def search() -> dict:
         heldout = heldout_set(ctx)
         if not len(heldout):
             raise ValueError(f"weight_search {factors}: needs a held-out split (heldout_images > 0)")
@@ -450,8 +442,25 @@ def select_weight(ctx, *, network: str, method: str) -> dict:
                                                device=ctx.device, trimap_widths=())
             candidates.append({"factor": factor, "weight": base * factor, "heldout_miou": scores["miou"]})
         best = max(candidates, key=lambda c: (c["heldout_miou"], -abs(math.log(c["factor"]))))
-        result = {"chosen": best["factor"], "weight": best["weight"], "candidates": candidates,
-                  "heldout_images": len(heldout)}
+        return {"chosen": best["factor"], "weight": best["weight"], "candidates": candidates,
+                "heldout_images": len(heldout)}
+
+    return _cached_json(cache_path(payload).with_suffix(".selection.json"), search)
+
+
+def _cached_json(path: Path, compute) -> dict:
+    """``compute()``'s JSON result, computed once under a file lock and kept at ``path`` (a
+    damaged file is computed again), so concurrent cells share one search or evaluation."""
+    from suite.harness.store import write_json_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_suffix(".lock"))):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+        result = compute()
         write_json_atomic(path, result)
         return result
 
@@ -574,19 +583,11 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
     validation inputs), ``train_subset`` (the grid-CRF loss on Table 1's random training subset)
     and ``history`` (training curve, seconds, skipped samples).
     """
-    from suite.harness.store import write_json_atomic
-
     selection = select_weight(ctx, network=network, method=method) if method in SEARCHED else None
     factor = selection["chosen"] if selection else None
     payload = cache_payload(ctx, network=network, method=method, length=length, factor=factor)
-    path = cache_path(payload).with_suffix(".eval.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.with_suffix(".lock"))):
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                path.unlink(missing_ok=True)
+
+    def evaluate() -> dict:
         s = ctx.settings
         trained = trained_model(ctx, network=network, method=method, length=length, factor=factor)
         evalset = evaluation_set(ctx)
@@ -595,8 +596,9 @@ def evaluation(ctx, *, network: str, method: str, length: float = 1.0) -> dict:
         with limit_threads(torch_threads=s.get("threads")):
             result = _measure(ctx, trained, evalset, subset)
         result["selection"] = selection
-        write_json_atomic(path, result)
         return result
+
+    return _cached_json(cache_path(payload).with_suffix(".eval.json"), evaluate)
 
 
 def _measure(ctx, trained: Trained, evalset, subset) -> dict:

@@ -196,6 +196,26 @@ def read_image(path: PathLike, *, unchanged: bool = False, grey: bool = False) -
         raise MalformedFileError(path, f"not a decodable image ({type(error).__name__}: {error})") from error
 
 
+def read_mat(path: PathLike) -> tuple[Path, dict[str, Any]]:
+    """A MATLAB file's variables (``scipy.io.loadmat``) and its path.
+
+    Raises:
+        MalformedFileError: the file cannot be read as a MAT file.
+    """
+    import scipy.io
+
+    path = Path(path)
+    try:
+        return path, scipy.io.loadmat(path)
+    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+
+
+def mat_variables(mat: dict[str, Any]) -> list[str]:
+    """The variable names of a loaded MAT file (without scipy's ``__header__``-style entries)."""
+    return [k for k in mat if not k.startswith("__")]
+
+
 def read_indexed_png(path: PathLike) -> np.ndarray:
     """Read the stored indices of a palette ('P') or greyscale ('L') PNG without mapping colours."""
     from PIL import UnidentifiedImageError

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
+    mat_variables,
+    read_mat,
     LayoutError,
     LazySequence,
     MalformedFileError,
@@ -31,17 +33,11 @@ def read_bsds_gt(path: PathLike) -> list[dict]:
     Raises:
         MalformedFileError: not a MAT file, no ``groundTruth`` cell, or inconsistent shapes.
     """
-    import scipy.io
-
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise FileNotFoundError(f"BSDS ground truth not found: {path}")
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
-        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+    path, mat = read_mat(path)
     if "groundTruth" not in mat:
-        raise MalformedFileError(path, f"no 'groundTruth' cell; found {[k for k in mat if not k.startswith('__')]}")
+        raise MalformedFileError(path, f"no 'groundTruth' cell; found {mat_variables(mat)}")
     cell = mat["groundTruth"]
     annotators = []
     for index, entry in enumerate(cell.ravel()):
@@ -185,16 +181,9 @@ def read_weight_matrix(path: PathLike) -> np.ndarray:
         MalformedFileError: not a MAT file, no ``weight_matrix`` variable, not a 2-D numeric
             matrix, or negative / non-finite entries.
     """
-    import scipy.io
-
-    path = Path(path)
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
-        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+    path, mat = read_mat(path)
     if EPS_WEIGHT_VARIABLE not in mat:
-        raise MalformedFileError(path, f"no {EPS_WEIGHT_VARIABLE!r} variable; found "
-                                       f"{[k for k in mat if not k.startswith('__')]}")
+        raise MalformedFileError(path, f"no {EPS_WEIGHT_VARIABLE!r} variable; found {mat_variables(mat)}")
     try:
         matrix = np.asarray(mat[EPS_WEIGHT_VARIABLE], dtype=np.float64)
     except (TypeError, ValueError) as error:

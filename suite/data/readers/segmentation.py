@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
+    mat_variables,
+    read_mat,
     LayoutError,
     LazySequence,
     MalformedFileError,
@@ -136,15 +138,9 @@ def read_sbd_mat(path: PathLike, *, key: str = "GTcls") -> np.ndarray:
     Returns:
         (H, W) uint8 segmentation (class ids, or instance ids for ``GTinst``).
     """
-    import scipy.io
-
-    path = Path(path)
-    try:
-        mat = scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
-        raise MalformedFileError(path, f"not a readable MATLAB file ({error})") from error
+    path, mat = read_mat(path)
     if key not in mat:
-        raise MalformedFileError(path, f"missing struct {key!r}; found {[k for k in mat if not k.startswith('__')]}")
+        raise MalformedFileError(path, f"missing struct {key!r}; found {mat_variables(mat)}")
     try:
         segmentation = mat[key]["Segmentation"][0, 0]
     except (ValueError, IndexError, KeyError) as error:
