@@ -48,6 +48,17 @@ def _same_state(a, b):
         assert torch.equal(a[name], b[name]), name
 
 
+def _resumes_to_the_same_weights(train, tmp_path, *history_keys):
+    """Kill after step 2's checkpoint, resume; the weights and the named history entries must
+    equal an uninterrupted run's. Returns (uninterrupted, resumed)."""
+    straight, resumed, step = _killed_then_resumed(train, tmp_path, kill_at=2)
+    assert step == 2
+    _same_state(straight["state"], resumed["state"])
+    for key in history_keys:
+        assert resumed["history"][key] == straight["history"][key], key
+    return straight, resumed
+
+
 def _images(count, side, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, side, side, 3), dtype=np.uint8)
 
@@ -63,11 +74,7 @@ def test_table2_classifier_resumes_to_the_same_weights(tmp_path):
         return train_classifier(model, images, labels, steps=5, batch_size=4, lr=0.05, weight_decay=5e-4, seed=1,
                                 checkpoint=checkpoint, log_every=1)
 
-    straight, resumed, step = _killed_then_resumed(train, tmp_path, kill_at=2)
-    assert step == 2
-    _same_state(straight["state"], resumed["state"])
-    assert resumed["history"]["step"] == straight["history"]["step"]
-    assert resumed["history"]["lam"] == straight["history"]["lam"]
+    _resumes_to_the_same_weights(train, tmp_path, "step", "lam")
 
 
 def test_table3_cam_resumes_to_the_same_weights(tmp_path):
@@ -79,9 +86,7 @@ def test_table3_cam_resumes_to_the_same_weights(tmp_path):
         return train_cam(model, images, labels, steps=4, batch_size=3, lr=0.05, weight_decay=1e-4, seed=1,
                          checkpoint=checkpoint)
 
-    straight, resumed, step = _killed_then_resumed(train, tmp_path, kill_at=2)
-    assert step == 2
-    _same_state(straight["state"], resumed["state"])
+    straight, resumed = _resumes_to_the_same_weights(train, tmp_path)
     assert resumed["loss"] == straight["loss"]
 
 
@@ -94,11 +99,7 @@ def test_table4_dexined_resumes_to_the_same_weights(tmp_path):
     def train(checkpoint):
         return table4.train_dexined(samples, settings, tv=True, seed=0, checkpoint=checkpoint)
 
-    straight, resumed, step = _killed_then_resumed(train, tmp_path, kill_at=2)
-    assert step == 2
-    _same_state(straight["state"], resumed["state"])
-    assert resumed["history"]["loss"] == straight["history"]["loss"]
-    assert resumed["history"]["lam"] == straight["history"]["lam"]
+    _resumes_to_the_same_weights(train, tmp_path, "loss", "lam")
 
 
 def test_table5_smoothing_resumes_to_the_same_weights(tmp_path):
@@ -111,8 +112,4 @@ def test_table5_smoothing_resumes_to_the_same_weights(tmp_path):
     def train(checkpoint):
         return table5.train_smoothing(samples, settings, tv=True, seed=0, checkpoint=checkpoint)
 
-    straight, resumed, step = _killed_then_resumed(train, tmp_path, kill_at=2)
-    assert step == 2
-    _same_state(straight["state"], resumed["state"])
-    assert resumed["history"]["loss"] == straight["history"]["loss"]
-    assert resumed["history"]["lam"] == straight["history"]["lam"]
+    _resumes_to_the_same_weights(train, tmp_path, "loss", "lam")

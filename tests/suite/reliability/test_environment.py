@@ -87,25 +87,8 @@ def test_results_or_out_naming_a_file(monkeypatch, capsys, tmp_path, verb):
     assert afile.read_text() == "not a folder"
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe garbage", b"[1, 2, 3]", b'{"files": [1]}',
-                                     b'{"files": {"a.txt": "not-a-list"}}', b"[" * 100000])
-def test_damaged_manifest_cache_is_recomputed(monkeypatch, tmp_path, content):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("ENERGYBENCH_CACHE", str(cache))
-    folder = tmp_path / "ds"
-    folder.mkdir()
-    (folder / "a.txt").write_text("a")
-    expected = data_registry.manifest(folder, use_cache=False)
-    (sidecar,) = (cache / "manifests").glob("*.json") if (cache / "manifests").exists() else (None,)
-    if sidecar is None:
-        data_registry.manifest(folder)
-        (sidecar,) = (cache / "manifests").glob("*.json")
-    sidecar.write_bytes(content)
-    assert data_registry.manifest(folder) == expected
-    assert json.loads(sidecar.read_text())["files"]["a.txt"][0] == expected["files"]["a.txt"]  # rewritten
-
-
-def test_unreadable_manifest_cache_names_it(monkeypatch, capsys, tmp_path):
+def _folder_with_a_cached_manifest(monkeypatch, tmp_path):
+    """A one-file dataset folder whose manifest is cached; returns (folder, the cache file)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("ENERGYBENCH_CACHE", str(cache))
     folder = tmp_path / "ds"
@@ -113,6 +96,21 @@ def test_unreadable_manifest_cache_names_it(monkeypatch, capsys, tmp_path):
     (folder / "a.txt").write_text("a")
     data_registry.manifest(folder)
     (sidecar,) = (cache / "manifests").glob("*.json")
+    return folder, sidecar
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe garbage", b"[1, 2, 3]", b'{"files": [1]}',
+                                     b'{"files": {"a.txt": "not-a-list"}}', b"[" * 100000])
+def test_damaged_manifest_cache_is_recomputed(monkeypatch, tmp_path, content):
+    folder, sidecar = _folder_with_a_cached_manifest(monkeypatch, tmp_path)
+    expected = data_registry.manifest(folder, use_cache=False)
+    sidecar.write_bytes(content)
+    assert data_registry.manifest(folder) == expected
+    assert json.loads(sidecar.read_text())["files"]["a.txt"][0] == expected["files"]["a.txt"]  # rewritten
+
+
+def test_unreadable_manifest_cache_names_it(monkeypatch, capsys, tmp_path):
+    folder, sidecar = _folder_with_a_cached_manifest(monkeypatch, tmp_path)
     real_read_bytes = type(sidecar).read_bytes
 
     def denied(self):
