@@ -1,7 +1,8 @@
 """Training samplers and evaluation sets of the four LSM tasks, read through the data registry.
 
-Nothing here parses a file format: every dataset is opened with its registered reader
-(``suite.data.readers``) on the folder ``ctx.data.path(id)`` gives.
+Nothing here parses a file format: every dataset is opened with its registered reader, or with
+the split reader of ``suite.data.readers.lsm_sets`` that the paper's protocol needs, on the folder
+``ctx.data.path(id)`` gives.
 
 Training sets (``settings["data"]``):
 
@@ -10,11 +11,27 @@ Training sets (``settings["data"]``):
   seeds, all others background seeds, as in the interactive leaderboard), ``mini-video`` (DAVIS
   layout, all objects merged into one foreground as in DAVIS 2016), ``mini-stereo`` (Middlebury
   layout, disparity of both views) and ``mini-flow`` (FlyingChairs layout), their training splits.
-* ``paper`` (``full``): SBD (a foreground object = the largest non-background class of an image,
-  its scribbles drawn by the generator's ScribbleSup-style skeleton strokes), DAVIS-2017 train
-  (objects merged), FlyingThings3D ``TRAIN`` (the CRL split of the reader) for stereo and flow.
-  The paper removes from SBD the 99 images shared with the VGG interactive benchmark; that
-  benchmark is not in the catalog, so no image is removed (said in the report's protocol).
+* ``paper`` (``full``), the data of the paper's Sec. 4.1:
+
+  - interactive: SBD ``train`` minus the images it shares with the VGG interactive benchmark
+    (``SBDExcluding``: the benchmark's PASCAL VOC ids, the paper's "overlapped 99 images", are
+    left out, so ``vgg-interactive`` is read for training too: ``training_datasets``); a
+    foreground object = the largest non-background class of an image, its scribbles drawn by the
+    generator's ScribbleSup-style skeleton strokes. Tested on the VGG benchmark (Fig. 5) with
+    its robot user's initial scribbles, and on GrabCut + GSC scribbles.
+  - video: DAVIS-2017 ``train`` from its list ``ImageSets/2017/train.txt`` (``DavisSplit``,
+    objects merged); tested on DAVIS-2016 ``val`` from its list (``ImageSets/480p/val.txt`` of
+    the DAVIS-2016 package or ``ImageSets/2016/val.txt`` of the DAVIS-2017 one): a sequence of
+    the folder that the list does not name is not evaluated.
+  - stereo: FlyingThings3D with the split of Pang et al. (CRL, the paper's [54]):
+    ``FlyingThings3DCRL``: ``TRAIN`` (minus the dataset's ``all_unused_files.txt``) for training,
+    ``TEST`` without the frames whose disparity exceeds 300 px on more than 25% of the pixels
+    for testing (the class's docstring gives the sources).
+  - flow: FlyingThings3D ``TRAIN`` (forward flow of the left view, minus ``all_unused_files.txt``)
+    for training; MPI-Sintel ``training`` for testing, clean pass (``flow_samples`` takes
+    ``pass_name="final"`` for the final pass).
+
+  ``generated`` (mini, smoke) never reads a split list: the real samples there are evaluated whole.
 
 Conventions of the model (``reproductions.lsm.model``): images ``(B, 3, H, W)`` float in [0, 1];
 stereo solves ``target(p) ~ source(p + u)`` with ``u`` horizontal: left-to-right is
@@ -57,7 +74,7 @@ EVALUATION_DATASETS = {
         "flow": ("mini-flow", "middlebury-flow", "mpi-sintel", "flyingchairs"),
     },
     "paper": {
-        "interactive": ("gsc-scribbles",),
+        "interactive": ("vgg-interactive", "gsc-scribbles"),
         "video": ("davis2016",),
         "stereo": ("flyingthings3d",),
         "flow": ("mpi-sintel",),
@@ -65,6 +82,9 @@ EVALUATION_DATASETS = {
 }
 #: Datasets an evaluation set needs besides its own (the GSC scribbles lie on the GrabCut images).
 EXTRA_DATASETS = {"gsc-scribbles": ("grabcut",)}
+#: Datasets a training set reads besides its own, per data setting: the paper's SBD training set
+#: leaves out the images of the VGG interactive benchmark, found by reading that benchmark.
+TRAINING_EXTRAS = {"generated": {}, "paper": {"interactive": ("vgg-interactive",)}}
 
 
 class DataUnavailable(RuntimeError):
@@ -78,7 +98,14 @@ def check_task(task: str) -> str:
 
 
 def training_dataset(task: str, settings) -> str:
+    """The dataset ``task`` trains on (its samples); :func:`training_datasets` adds what else it reads."""
     return TRAINING_DATASETS[settings["data"]][check_task(task)]
+
+
+def training_datasets(task: str, settings) -> tuple[str, ...]:
+    """Every dataset ``task``'s training set reads: its own, then :data:`TRAINING_EXTRAS` (the
+    ids an experiment declares and a trained model's key holds)."""
+    return (training_dataset(task, settings), *TRAINING_EXTRAS[settings["data"]].get(task, ()))
 
 
 def evaluation_datasets(task: str, settings) -> tuple[str, ...]:
@@ -182,8 +209,17 @@ def _open(dataset_id: str, root: Path, **options):
     return registry.get(dataset_id).open(root, **options)
 
 
-def interactive_training_set(root: Path, settings) -> Prepared:
-    """Scribbled scenes at ``mask_side``: image, truth and one seed map per stroke length."""
+def interactive_training_set(root: Path, settings, *, extra: dict[str, Path] | None = None) -> Prepared:
+    """Scribbled scenes at ``mask_side``: image, truth and one seed map per stroke length.
+
+    Args:
+        root: the training dataset's folder (``mini-masks`` or ``sbd``).
+        extra: the folders of :data:`TRAINING_EXTRAS` (``paper``: ``vgg-interactive``, whose
+            PASCAL images are left out of SBD).
+
+    Raises:
+        DataUnavailable: ``paper`` without the VGG benchmark's folder.
+    """
     from suite.data.readers import SCRIBBLE_LENGTHS, ScribbleSup
 
     side = int(settings["mask_side"])
@@ -203,7 +239,13 @@ def interactive_training_set(root: Path, settings) -> Prepared:
                     seeds.append(scribble_seeds(lines, truth))
             return _prepare_scribbled(sample["image"], truth, seeds, side)
     else:
-        scenes = _open("sbd", root, split="train")
+        from suite.data.readers.lsm_sets import SBDExcluding
+
+        benchmark = (extra or {}).get("vgg-interactive")
+        if benchmark is None:
+            raise DataUnavailable("vgg-interactive: the paper's SBD training set leaves out the images it shares with "
+                                  "the VGG interactive benchmark, so the benchmark's folder is needed to train")
+        scenes = SBDExcluding(root, split="train", exclude_benchmark=benchmark)
 
         def prepare(sample):
             truth = largest_class_mask(sample["label"])
@@ -252,12 +294,15 @@ def _prepare_scribbled(image, truth, seed_maps, side) -> dict | None:
             "seeds": usable}
 
 
-def video_training_set(root: Path, settings) -> Prepared:
-    """Sequences as (T, H, W, 3) frames and (T, H, W) binary masks (objects merged)."""
+def video_training_set(root: Path, settings, *, extra: dict[str, Path] | None = None) -> Prepared:
+    """Sequences as (T, H, W, 3) frames and (T, H, W) binary masks (objects merged): the
+    ``mini-video`` training split, or (``paper``) DAVIS-2017 ``train`` from its list."""
     if settings["data"] == "generated":
         sequences = _open("mini-video", root, year="2016", split="train", binary=True)
     else:
-        sequences = _open("davis2017", root, split="train", binary=True)
+        from suite.data.readers.lsm_sets import DavisSplit
+
+        sequences = DavisSplit(root, year="2017", split="train", binary=True)
 
     def prepare(sample):
         names = set(sample["mask_names"])
@@ -271,7 +316,9 @@ def video_training_set(root: Path, settings) -> Prepared:
     return Prepared(sequences, prepare, keep=settings["data"] == "generated")
 
 
-def stereo_training_set(root: Path, settings) -> Prepared:
+def stereo_training_set(root: Path, settings, *, extra: dict[str, Path] | None = None) -> Prepared:
+    """Stereo scenes: the ``mini-stereo`` scenes of ``train.txt``, or (``paper``) the CRL split's
+    FlyingThings3D ``TRAIN`` frames."""
     if settings["data"] == "generated":
         scenes = _open("mini-stereo", root)
         listed = root / "train.txt"
@@ -279,7 +326,9 @@ def stereo_training_set(root: Path, settings) -> Prepared:
             wanted = {line.strip() for line in listed.read_text().splitlines() if line.strip()}
             scenes.items = [s for s in scenes.items if str(s.relative_to(root)) in wanted]
     else:
-        scenes = _open("flyingthings3d", root, split="TRAIN", task="disparity")
+        from suite.data.readers.lsm_sets import FlyingThings3DCRL
+
+        scenes = FlyingThings3DCRL(root, split="TRAIN")
 
     def prepare(sample):
         if "disparity" not in sample:
@@ -289,7 +338,8 @@ def stereo_training_set(root: Path, settings) -> Prepared:
     return Prepared(scenes, prepare, keep=settings["data"] == "generated")
 
 
-def flow_training_set(root: Path, settings) -> Prepared:
+def flow_training_set(root: Path, settings, *, extra: dict[str, Path] | None = None) -> Prepared:
+    """Flow pairs: the ``mini-flow`` training split, or (``paper``) FlyingThings3D ``TRAIN``."""
     if settings["data"] == "generated":
         pairs = _open("mini-flow", root, split="train")
     else:
@@ -421,12 +471,13 @@ def training_samplers(ctx, tasks: Sequence[str]) -> dict[str, Callable]:
     """
     samplers = {}
     for task in tasks:
-        dataset = training_dataset(task, ctx.settings)
+        dataset, *extras = training_datasets(task, ctx.settings)
         try:
             root = ctx.data.path(dataset)
+            extra = {d: Path(ctx.data.path(d)) for d in extras}
         except FileNotFoundError as error:
             raise DataUnavailable(str(error)) from None
-        prepared = TRAINING_SETS[task](Path(root), ctx.settings)
+        prepared = TRAINING_SETS[task](Path(root), ctx.settings, extra=extra)
         if len(prepared) == 0:
             raise DataUnavailable(f"{dataset}: no training sample with usable labels for {task}")
         samplers[task] = make_sampler(task, prepared, ctx.settings)
@@ -462,7 +513,8 @@ def _limited(iterator, limit):
 def interactive_samples(ctx, dataset: str, limit: int | None, *, scale: float = 1.0) -> Iterator[EvalSample]:
     """Image, initial scribbles (1 / 0 / 255) and truth (1 / 0 / 255 void) per scene: the
     generated validation scenes or the GrabCut images with the GSC initial scribbles, read by the
-    interactive leaderboard's own sample functions (one definition of the benchmark). ``scale``
+    interactive leaderboard's own sample functions (one definition of the benchmark), or the VGG
+    interactive benchmark (its robot user's initial scribbles, its unknown band as void). ``scale``
     resizes a scene (image by area, scribbles by an any-pixel vote, truth and void by majority),
     so that a CPU profile can run the simulated user on the 640 x 480 GrabCut photographs."""
     from suite.leaderboards import segmentation
@@ -472,6 +524,8 @@ def interactive_samples(ctx, dataset: str, limit: int | None, *, scale: float = 
         samples = segmentation.mini_samples(root, limit)
     elif dataset == "gsc-scribbles":
         samples = segmentation.grabcut_gsc_samples(root, limit, extra)
+    elif dataset == "vgg-interactive":
+        samples = _vgg_samples(root)
     else:
         raise ValueError(f"dataset: no interactive evaluation set {dataset!r}")
     for sample in _limited(samples, limit):
@@ -487,15 +541,35 @@ def interactive_samples(ctx, dataset: str, limit: int | None, *, scale: float = 
         yield EvalSample(sample.name, {"image": image, "scribbles": scribbles}, {"mask": truth})
 
 
+def _vgg_samples(root: Path) -> Iterator[EvalSample]:
+    from suite.data.readers import gsc_seeds
+
+    for sample in _open("vgg-interactive", root):
+        truth = np.where(sample["void"], VOID, sample["mask"]).astype(np.uint8)
+        yield EvalSample(sample["name"], {"image": sample["image"], "scribbles": gsc_seeds(sample["scribbles"])},
+                         {"mask": truth})
+
+
 def video_sequences(ctx, dataset: str, limit: int | None, *, frames: int | None = None,
                     scale: float = 1.0) -> Iterator[EvalSample]:
     """Sequences: ``frames`` (T, H, W, 3) uint8 and ``first_mask`` (H, W) bool as inputs, the
     per-frame binary truth ``masks`` (T, H, W) uint8 (255 void) as truth; the first ``frames``
     frames only, resized by ``scale`` (the real DAVIS frames are 854 x 480; masks are scored at
-    the resized resolution)."""
+    the resized resolution). With ``ctx.settings["data"] == "paper"`` a DAVIS folder is read
+    through its ``val`` list (``DavisSplit``: DAVIS-2016 val, the paper's test set); otherwise
+    every sequence of the folder is evaluated (the real samples of the mini profile).
+
+    Raises:
+        LayoutError: ``paper`` and the DAVIS folder has no ``val`` list, or the list names a
+            sequence without frames.
+    """
     root, _ = _paths(ctx, dataset)
     if dataset == "mini-video":
         reader = _open(dataset, root, year="2016", split="val", binary=True)
+    elif dataset in ("davis2016", "davis2017") and ctx.settings.get("data") == "paper":
+        from suite.data.readers.lsm_sets import DavisSplit
+
+        reader = DavisSplit(root, year=dataset[-4:], split="val", binary=True)
     elif dataset in ("davis2016", "davis2017"):
         reader = _open(dataset, root)
     else:
@@ -523,12 +597,15 @@ def video_sequences(ctx, dataset: str, limit: int | None, *, frames: int | None 
 
 def stereo_samples(ctx, dataset: str, limit: int | None) -> Iterator[EvalSample]:
     """Stereo scenes as the stereo leaderboard reads them (validation split of mini-stereo),
-    keeping ``disparity_right`` for the right-to-left test."""
+    keeping ``disparity_right`` for the right-to-left test; FlyingThings3D is read with the CRL
+    split (``FlyingThings3DCRL``: TEST minus the frames with more than 25% of pixels above 300 px)."""
     from suite.leaderboards.stereo_flow import stereo_max_disparity
 
     root, _ = _paths(ctx, dataset)
     if dataset == "flyingthings3d":
-        reader = _open(dataset, root, split="TEST", task="disparity")
+        from suite.data.readers.lsm_sets import FlyingThings3DCRL
+
+        reader = FlyingThings3DCRL(root, split="TEST")
     else:
         reader = _open(dataset, root)
         listed = root / "val.txt"
@@ -542,12 +619,15 @@ def stereo_samples(ctx, dataset: str, limit: int | None) -> Iterator[EvalSample]
                                           "max_disparity": stereo_max_disparity(sample)}, truth)
 
 
-def flow_samples(ctx, dataset: str, limit: int | None) -> Iterator[EvalSample]:
+def flow_samples(ctx, dataset: str, limit: int | None, *, pass_name: str = "clean") -> Iterator[EvalSample]:
     """Flow pairs with ground truth: the mini-flow validation split, Middlebury (the sequences
-    with ground truth), Sintel training clean, FlyingChairs (all pairs present)."""
+    with ground truth), Sintel ``training`` (``pass_name``: ``"clean"`` or ``"final"``; the
+    paper tests on both), FlyingChairs (all pairs present), FlyingThings3D ``TEST``."""
+    if pass_name not in ("clean", "final"):
+        raise ValueError(f"pass_name: expected 'clean' or 'final', got {pass_name!r}")
     root, _ = _paths(ctx, dataset)
     options = {"mini-flow": {"split": "val"}, "middlebury-flow": {"require_flow": True},
-               "mpi-sintel": {"pass_name": "clean"}, "flyingchairs": {}}
+               "mpi-sintel": {"pass_name": pass_name}, "flyingchairs": {}}
     if dataset == "flyingthings3d":
         reader = _open(dataset, root, split="TEST", task="flow")
     elif dataset in options:

@@ -160,7 +160,7 @@ def _task_datasets(task: str):
     def datasets(cell, settings):
         ids = lsm_data.with_extras([cell["dataset"]])
         if cell["method"] in ROWS:
-            ids += [lsm_data.training_dataset(t, settings) for t in model_tasks(cell["method"], task)]
+            ids += [d for t in model_tasks(cell["method"], task) for d in lsm_data.training_datasets(t, settings)]
         return sorted(set(ids))
 
     return datasets
@@ -242,7 +242,7 @@ def _inference_inputs(task: str, height: int, width: int, generator: torch.Gener
     title="Model size, memory, inference time per task at 512 x 384, training iterations and time (joint model)",
     grid=lambda settings: [{"model": "lsm-joint"}],
     profiles=PROFILES,
-    datasets=lambda cell, settings: sorted({lsm_data.training_dataset(t, settings) for t in JOINT}),
+    datasets=lambda cell, settings: sorted({d for t in JOINT for d in lsm_data.training_datasets(t, settings)}),
     timing=True,
     protocol=PROTOCOL + "\n\nApp. B: parameters of the joint model; memory = the parameters' and buffers' bytes in MiB "
                         "(the paper's 57.26 MB is 15M float32 parameters); inference = median wall time of one forward "
@@ -307,7 +307,8 @@ def _headline_datasets(cell, settings):
     task = cell["task"]
     ids = lsm_data.with_extras([lsm_data.evaluation_datasets(task, settings)[0]])
     if cell.get("method", "lsm-joint") in ROWS:
-        ids += [lsm_data.training_dataset(t, settings) for t in model_tasks(cell.get("method", "lsm-joint"), task)]
+        tasks = model_tasks(cell.get("method", "lsm-joint"), task)
+        ids += [d for t in tasks for d in lsm_data.training_datasets(t, settings)]
     return sorted(set(ids))
 
 
@@ -356,7 +357,7 @@ def zero_shot(ctx, cell):
     profiles=PROFILES,
     datasets=lambda cell, settings: sorted(set(
         lsm_data.with_extras([lsm_data.evaluation_datasets(cell["task"], settings)[0]])
-        + [lsm_data.training_dataset(t, settings) for t in JOINT])),
+        + [d for t in JOINT for d in lsm_data.training_datasets(t, settings)])),
     plots=lambda frame: {"fig12": plots.ablation_bars(frame)},
     protocol=PROTOCOL + "\n\nAblations (Sec. 4.4): (a) the subspace generator's last layer outputs the solution (one "
                         "channel), no minimization; (b) the subspace from the image context only; (c) Eq. (4) "

@@ -63,7 +63,7 @@ def _datasets(cell, settings):
     task = cell["task"]
     ids = lsm_data.with_extras([lsm_data.evaluation_datasets(task, settings)[0]])
     if "steps" in cell:
-        ids.append(lsm_data.training_dataset(task, settings))
+        ids += lsm_data.training_datasets(task, settings)
     return sorted(set(ids))
 
 

@@ -218,7 +218,7 @@ def joint_model(profile: str | None = None, *, seed: int = 0, device: str = "cpu
     with _LOCK:
         if key not in _MODELS:
             settings = PROFILES[profile]
-            ids = [lsm_data.training_dataset(t, settings) for t in JOINT]
+            ids = [d for t in JOINT for d in lsm_data.training_datasets(t, settings)]
             _ensure_generated(ids, profile)
             ctx = Context(paper="lsm", table="leaderboard", profile=profile, settings=settings, device=device,
                           seed=seed, data=DataAccess(ids))

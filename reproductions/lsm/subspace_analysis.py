@@ -237,7 +237,7 @@ def dataset_ids(cell, settings) -> list[str]:
     from .trained import JOINT
 
     ids = [d for task_sources in sources(settings).values() for d in task_sources]
-    return sorted(set(lsm_data.with_extras(ids) + [lsm_data.training_dataset(t, settings) for t in JOINT]))
+    return sorted(set(lsm_data.with_extras(ids) + [d for t in JOINT for d in lsm_data.training_datasets(t, settings)]))
 
 
 def run_cell(ctx, cell, *, row: str) -> list:

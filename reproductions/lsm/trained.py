@@ -84,7 +84,7 @@ def ordered(tasks: Sequence[str]) -> tuple[str, ...]:
 def model_payload(ctx, *, tasks: Sequence[str], variant: str = "full") -> dict:
     """What the model of ``tasks`` and ``variant`` at ``ctx``'s seed depends on (its cache key)."""
     tasks = ordered(tasks)
-    datasets = sorted({lsm_data.training_dataset(t, ctx.settings) for t in tasks})
+    datasets = sorted({d for t in tasks for d in lsm_data.training_datasets(t, ctx.settings)})
     extra = {}
     backbone = backbone_checkpoint(ctx.settings)
     if backbone:  # the weights a training starts from are part of what it depends on

@@ -37,7 +37,8 @@ _real("flyingchairs", readers.FlyingChairs,
 _real("flyingthings3d", readers.FlyingThings3D,
       "Mayer et al. A Large Dataset to Train Convolutional Networks for Disparity, Optical Flow, and Scene Flow "
       "Estimation. CVPR 2016.", task="stereo, optical flow",
-      description="FlyingThings3D (.pfm), the DispNet/CRL TRAIN/TEST split")
+      description="FlyingThings3D (.pfm), TRAIN/TEST minus the DispNet unused list; LSM reads the CRL split "
+                  "(lsm_sets.FlyingThings3DCRL)")
 _real("kitti2015", readers.Kitti2015,
       "Menze, Geiger. Object Scene Flow for Autonomous Vehicles. CVPR 2015.",
       terms="Creative Commons Attribution-NonCommercial-ShareAlike 3.0", task="optical flow, stereo",

@@ -395,26 +395,42 @@ class FlyingChairs(LazySequence):
 
 
 class FlyingThings3D(LazySequence):
-    """FlyingThings3D (scene flow datasets), the DispNet/CRL split: ``TRAIN`` for training,
-    ``TEST`` for testing, minus the frames listed in ``all_unused_files.txt`` (when present).
+    """FlyingThings3D (scene flow datasets, Mayer et al. 2016) with its own ``TRAIN`` / ``TEST``
+    folders, minus the frames listed in ``all_unused_files.txt`` (when present and
+    ``exclude_unused``): the frames the DispNet / FlowNet 2.0 authors left out.
 
     Layout: ``frames_{cleanpass,finalpass}/<TRAIN|TEST>/<A|B|C>/<seq>/{left,right}/NNNN.png``,
     ``disparity/<...>/{left,right}/NNNN.pfm`` and, for flow,
     ``optical_flow/<...>/into_future/{left,right}/OpticalFlowIntoFuture_NNNN_{L,R}.pfm``.
-    ``task='disparity'`` yields left, right, disparity; ``task='flow'`` yields the left-view
-    frames t, t+1 and the forward flow (channel 3 of the PFM dropped).
+    ``task='disparity'`` yields ``left``, ``right``, ``disparity`` (of the left view) and, when
+    ``disparity/.../right/NNNN.pfm`` is present, ``disparity_right`` (of the right view);
+    ``task='flow'`` yields the left-view frames t, t+1 and the forward flow (channel 3 of the PFM
+    dropped). LSM's split (the CRL protocol) is :class:`suite.data.readers.lsm_sets.FlyingThings3DCRL`.
+
+    Args:
+        root: the dataset folder.
+        split: ``"TRAIN"`` or ``"TEST"``.
+        task: ``"disparity"`` or ``"flow"``.
+        pass_name: ``"cleanpass"`` or ``"finalpass"``.
+        exclude_unused: leave out the frames ``all_unused_files.txt`` lists.
+
+    Raises:
+        LayoutError: no frame of the split, or a frame without its disparity / flow file (named).
     """
 
     layout = "frames_cleanpass/TRAIN/A/0000/left/0006.png; disparity/TRAIN/A/0000/left/0006.pfm; optical_flow/..."
 
-    def __init__(self, root: PathLike, *, split: str = "TRAIN", task: str = "disparity", pass_name: str = "cleanpass"):
+    def __init__(self, root: PathLike, *, split: str = "TRAIN", task: str = "disparity", pass_name: str = "cleanpass",
+                 exclude_unused: bool = True):
         super().__init__(root)
         if task not in ("disparity", "flow"):
             raise ValueError(f"task: expected 'disparity' or 'flow', got {task!r}")
         if split not in ("TRAIN", "TEST"):
             raise ValueError(f"split: expected 'TRAIN' or 'TEST', got {split!r}")
-        self.task = task
-        unused = self._unused()
+        if pass_name not in ("cleanpass", "finalpass"):
+            raise ValueError(f"pass_name: expected 'cleanpass' or 'finalpass', got {pass_name!r}")
+        self.task, self.split = task, split
+        unused = self._unused() if exclude_unused else set()
         frames = self.root / f"frames_{pass_name}" / split
         for left in sorted_glob(frames, "*/*/left/*.png"):
             relative = left.relative_to(self.root / f"frames_{pass_name}")
@@ -434,6 +450,11 @@ class FlyingThings3D(LazySequence):
                 if following.is_file():
                     self.items.append((str(relative), left, following, flow))
         self._require_items(f"{split} {task} samples")
+        # a frame without its ground truth is a broken download: say which, before a long run
+        missing = [str(item[3].relative_to(self.root)) for item in self.items if not item[3].is_file()]
+        if missing:
+            raise LayoutError(self.root, f"{len(missing)} {split} frames have no {task} file (e.g. {missing[:3]})",
+                              self.layout)
 
     def _unused(self) -> set[str]:
         path = self.root / "all_unused_files.txt"
@@ -444,11 +465,23 @@ class FlyingThings3D(LazySequence):
     def load(self, item):
         name, first, second, target = item
         if self.task == "disparity":
-            return {"name": name, "left": read_image(first), "right": read_image(second), "disparity": read_pfm(target)}
+            sample = {"name": name, "left": read_image(first), "right": read_image(second),
+                      "disparity": _single_channel(target)}
+            right = target.parent.parent / "right" / target.name
+            if right.is_file():
+                sample["disparity_right"] = _single_channel(right)
+            return sample
         flow = read_pfm(target)
         if flow.ndim != 3:
             raise MalformedFileError(target, "flow PFM must have 3 channels ('PF')")
         return {"name": name, "image1": read_image(first), "image2": read_image(second), "flow": flow[..., :2].copy()}
+
+
+def _single_channel(path: Path) -> np.ndarray:
+    disparity = read_pfm(path)
+    if disparity.ndim != 2:
+        raise MalformedFileError(path, "disparity PFM must be single-channel ('Pf')")
+    return disparity
 
 
 class Kitti2015(LazySequence):

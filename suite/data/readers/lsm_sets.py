@@ -13,9 +13,11 @@
   per line) and the DAVIS-2016 package (``ImageSets/480p/val.txt``: one
   ``/JPEGImages/480p/<seq>/00000.jpg /Annotations/480p/<seq>/00000.png`` pair per frame).
   LSM trains on DAVIS-2017 train and tests on DAVIS-2016 val.
+* :class:`FlyingThings3DCRL`: FlyingThings3D with the training / testing split of Pang et al.
+  (CRL, ICCVW 2017, LSM's [54]): ``TRAIN`` for training, ``TEST`` without the frames whose left
+  disparity exceeds 300 px on more than 25% of the pixels (:func:`crl_excluded`).
 
-FlyingThings3D with the DispNet / CRL split (Pang et al. 2017, the paper's [54]) and MPI-Sintel
-are read by :class:`suite.data.readers.FlyingThings3D` and :class:`suite.data.readers.Sintel`.
+MPI-Sintel (LSM's flow test set) is read by :class:`suite.data.readers.Sintel`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import LayoutError, LazySequence, MalformedFileError, PathLike, read_image, sorted_glob
+from .flow import FlyingThings3D, read_pfm
 from .segmentation import SBD, Davis, read_grabcut_mask, read_gsc_scribble
 
 #: A PASCAL VOC image id (``2008_000123``): the VGG benchmark's images taken from VOC, the ones
@@ -123,8 +126,8 @@ class SBDExcluding(SBD):
     ``excluded`` lists the ids that were in the split and were removed.
 
     Raises:
-        LayoutError: the SBD layout is wrong, the benchmark folder is not a VGG benchmark, or no
-            image is left.
+        LayoutError: the SBD layout is wrong, the benchmark folder is not a VGG benchmark or has no
+            image named by a PASCAL VOC id, or no image is left.
     """
 
     def __init__(self, root: PathLike, *, split: str | None = "train", exclude=(),
@@ -134,7 +137,12 @@ class SBDExcluding(SBD):
             raise ValueError(f"exclude: expected a collection of image ids, got the string {exclude!r}")
         drop = set(exclude)
         if exclude_benchmark is not None:
-            drop |= set(VGGInteractive(exclude_benchmark, scribbles=False).pascal_ids)
+            benchmark = VGGInteractive(exclude_benchmark, scribbles=False)
+            if not benchmark.pascal_ids:  # excluding nothing would train on test images without a word
+                raise LayoutError(benchmark.base, "no image of images/ is named by a PASCAL VOC id (e.g. "
+                                  "2008_000123.jpg), so the images the benchmark shares with SBD cannot be found",
+                                  VGGInteractive.layout)
+            drop |= set(benchmark.pascal_ids)
         self.excluded = sorted(set(self.items) & drop)
         self.items = [item for item in self.items if item not in drop]
         self._require_items(f"SBD {split or 'all'} images outside the excluded ones")
@@ -210,6 +218,90 @@ class DavisSplit(Davis):
         self.items, self.split_file = wanted, listed
 
 
+#: The CRL test filter (Pang et al. 2017): a test frame is left out when more than
+#: ``CRL_MAX_LARGE_FRACTION`` of its pixels have a disparity above ``CRL_LARGE_DISPARITY`` px.
+CRL_LARGE_DISPARITY = 300.0
+CRL_MAX_LARGE_FRACTION = 0.25
+
+
+def crl_excluded(disparity: np.ndarray) -> bool:
+    """Whether the CRL protocol leaves a FlyingThings3D test frame out: more than 25% of the
+    pixels of its (left-view) disparity are above 300 px (frames of objects very close to the
+    camera). Exactly 25% is kept; NaN counts as not large.
+
+    Args:
+        disparity: ``(H, W)`` float disparity in pixels.
+
+    Raises:
+        ValueError: not a non-empty 2-D array.
+    """
+    disparity = np.asarray(disparity)
+    if disparity.ndim != 2 or disparity.size == 0:
+        raise ValueError(f"disparity: expected a non-empty (H, W) array, got shape {disparity.shape}")
+    with np.errstate(invalid="ignore"):
+        large = np.count_nonzero(disparity > CRL_LARGE_DISPARITY)
+    return large > CRL_MAX_LARGE_FRACTION * disparity.size
+
+
+class FlyingThings3DCRL(FlyingThings3D):
+    """FlyingThings3D with the training / testing split of Pang et al. (CRL, "Cascade Residual
+    Learning", ICCVW 2017), which LSM uses for stereo (Sec. 4.1: "the training/testing split of
+    FlyingThings3D from [54]").
+
+    The rule, as the public code that reproduces the CRL protocol states it (the CRL paper's own
+    text is not available offline): every ``TEST`` frame of ``frames_<pass>/TEST`` (all 4370, the
+    DispNet unused-file list is *not* applied) except those where more than 25% of the pixels have
+    a disparity above 300 px (:func:`crl_excluded`). Sources: ``practical_deep_stereo/
+    flyingthings3d_dataset.py`` of tlkvstepan/PracticalDeepStereo_NIPS2018 (its "crl" benchmark
+    protocol: ``MAXIMUM_PERCENTAGE_OF_LARGE_DISPARITIES = 25.0``, ``LARGE_DISPARITY = 300.0``,
+    applied to the TEST examples only), and a stereo-uncertainty (PSMNU) README that filters the
+    4370 test pairs the same way "following [Liang et al. 2018] [Pang et al. 2017]", keeping 4349.
+    Training uses ``TRAIN``; no source states a training filter for CRL, so the frames the
+    dataset's authors list in ``all_unused_files.txt`` (their "extremely hard" samples, disparity
+    magnitudes above 300 px, lmb-freiburg/flownet2 issue 212) are left out as in DispNet, which
+    CRL builds on.
+
+    The test filter reads every TEST disparity once on construction (about 2 MB each); the result
+    per file (path, size, modification time) is remembered for the process.
+
+    Args:
+        root: the FlyingThings3D folder (the layout of :class:`suite.data.readers.FlyingThings3D`).
+        split: ``"TRAIN"`` or ``"TEST"``.
+        pass_name: ``"cleanpass"`` (CRL's) or ``"finalpass"``.
+
+    ``excluded`` lists the TEST frames the filter left out (empty for TRAIN).
+
+    Raises:
+        LayoutError: no frame, a frame without its disparity file, or no TEST frame left (named).
+        MalformedFileError: a disparity file is not a single-channel PFM (named).
+    """
+
+    def __init__(self, root: PathLike, *, split: str = "TEST", pass_name: str = "cleanpass"):
+        super().__init__(root, split=split, task="disparity", pass_name=pass_name, exclude_unused=split == "TRAIN")
+        self.excluded: list[str] = []
+        if split == "TEST":
+            kept = []
+            for item in self.items:
+                (self.excluded if _crl_excluded_file(item[3]) else kept).append(item)
+            self.excluded = [item[0] for item in self.excluded]
+            self.items = kept
+            self._require_items("TEST frames left by the CRL filter (more than 25% of pixels above 300 px)")
+
+
+_CRL_MEMO: dict[tuple[str, int, int], bool] = {}
+
+
+def _crl_excluded_file(path: Path) -> bool:
+    status = path.stat()
+    key = (str(path), status.st_size, status.st_mtime_ns)
+    if key not in _CRL_MEMO:
+        disparity = read_pfm(path)
+        if disparity.ndim != 2:
+            raise MalformedFileError(path, "disparity PFM must be single-channel ('Pf')")
+        _CRL_MEMO[key] = crl_excluded(disparity)
+    return _CRL_MEMO[key]
+
+
 def write_vgg_interactive(root: PathLike, samples: list[dict]) -> Path:
     """Write samples (``name``, ``image``, ``mask``, optional ``void`` and ``scribbles``) in the
     benchmark's layout (tests, and converting a set to the benchmark's form); returns ``root``."""
@@ -233,4 +325,5 @@ def write_vgg_interactive(root: PathLike, samples: list[dict]) -> Path:
     return root
 
 
-__all__ = ["VOC_ID", "VGGInteractive", "SBDExcluding", "DavisSplit", "read_davis_split", "write_vgg_interactive"]
+__all__ = ["VOC_ID", "VGGInteractive", "SBDExcluding", "DavisSplit", "read_davis_split", "write_vgg_interactive",
+           "CRL_LARGE_DISPARITY", "CRL_MAX_LARGE_FRACTION", "crl_excluded", "FlyingThings3DCRL"]

@@ -1,6 +1,6 @@
 """Readers of LSM's full-profile sets (suite/data/readers/lsm_sets.py), each on a tiny tree written
 in its official layout by the test: the VGG interactive benchmark, SBD minus the benchmark's PASCAL
-images, DAVIS split lists of both distributions."""
+images, DAVIS split lists of both distributions, FlyingThings3D with the CRL split."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +8,14 @@ import pytest
 from PIL import Image
 
 from suite.data import registry
-from suite.data.readers import LayoutError, MalformedFileError
+from suite.data.readers import FlyingThings3D, LayoutError, MalformedFileError, write_pfm
 from suite.data.readers.lsm_sets import (
+    CRL_LARGE_DISPARITY,
     SBDExcluding,
     DavisSplit,
+    FlyingThings3DCRL,
     VGGInteractive,
+    crl_excluded,
     read_davis_split,
     write_vgg_interactive,
 )
@@ -135,6 +138,10 @@ def test_sbd_excluding_drops_the_benchmarks_pascal_images(tmp_path):
         SBDExcluding(sbd, exclude_benchmark=tmp_path / "sbd")
     with pytest.raises(LayoutError, match="no SBD val images outside the excluded ones"):
         SBDExcluding(sbd, split="val", exclude=["2009_000001"])
+    # a benchmark whose PASCAL images are not named by their VOC ids: nothing could be excluded
+    renamed = write_vgg_interactive(tmp_path / "renamed", _vgg_samples(["pascal_1", "banana1"]))
+    with pytest.raises(LayoutError, match=r"renamed: no image of images/ is named by a PASCAL VOC id"):
+        SBDExcluding(sbd, exclude_benchmark=renamed)
 
 
 def _write_davis(root, sequences, frames=3):
@@ -191,3 +198,77 @@ def test_read_davis_split_rejects_other_lines(tmp_path):
     path.write_text("\n")
     with pytest.raises(MalformedFileError, match="empty split list"):
         read_davis_split(path)
+
+
+def test_crl_filter_golden_values():
+    # Pang et al.'s test filter as tlkvstepan/PracticalDeepStereo_NIPS2018 codes it:
+    # (disparity > 300).sum() * 100 / size > 25
+    disparity = np.full((4, 10), 12.0, np.float32)
+    disparity[:, :2] = 300.5  # 20%
+    assert not crl_excluded(disparity)
+    disparity[0, 2:4] = 301.0  # 25% exactly: kept
+    assert not crl_excluded(disparity)
+    disparity[1, 2] = 1e4  # 27.5%
+    assert crl_excluded(disparity)
+    assert CRL_LARGE_DISPARITY == 300.0 and not crl_excluded(np.full((2, 2), 300.0))  # "above 300", not "at"
+    nan = np.full((2, 2), np.nan)
+    assert not crl_excluded(nan)
+    with pytest.raises(ValueError, match=r"disparity: expected a non-empty \(H, W\) array, got shape \(3,\)"):
+        crl_excluded(np.zeros(3))
+
+
+def _write_things(root, frames, *, shape=(6, 8)):
+    """FlyingThings3D frames ``(split, sequence, number, disparity value, large fraction)``."""
+    for split, sequence, number, value, fraction in frames:
+        folder = f"{split}/B/{sequence}"
+        for view in ("left", "right"):
+            path = root / "frames_cleanpass" / folder / view / f"{number:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((*shape, 3), number, np.uint8)).save(path)
+            disparity = np.full(shape, value, np.float32)
+            disparity.flat[: int(round(fraction * disparity.size))] = 350.0
+            path = root / "disparity" / folder / view / f"{number:04d}.pfm"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_pfm(path, disparity if view == "left" else disparity + 1)
+    return root
+
+
+def test_flyingthings3d_crl_split(tmp_path):
+    root = _write_things(tmp_path / "things", [
+        ("TRAIN", "0001", 6, 5.0, 0.5), ("TRAIN", "0001", 7, 5.0, 0.0), ("TRAIN", "0002", 6, 5.0, 0.0),
+        ("TEST", "0003", 6, 5.0, 0.0), ("TEST", "0003", 7, 5.0, 0.5), ("TEST", "0004", 9, 5.0, 0.25),
+        ("TEST", "0004", 10, 5.0, 0.0)])
+    (root / "all_unused_files.txt").write_text("TRAIN/B/0002/left/0006.png\nTEST/B/0004/left/0010.png\n")
+    train = FlyingThings3DCRL(root, split="TRAIN")
+    # training: the unused list applies, the disparity rule does not (0001/0006 has 50% large)
+    assert [item[0] for item in train.items] == ["TRAIN/B/0001/left/0006.png", "TRAIN/B/0001/left/0007.png"]
+    assert train.excluded == []
+    test = FlyingThings3DCRL(root)  # TEST by default
+    # testing: the disparity rule applies (0003/0007: 50% above 300), the unused list does not (0004/0010)
+    assert [item[0] for item in test.items] == ["TEST/B/0003/left/0006.png", "TEST/B/0004/left/0009.png",
+                                                "TEST/B/0004/left/0010.png"]
+    assert test.excluded == ["TEST/B/0003/left/0007.png"]
+    sample = test[1]
+    assert sample["disparity"].shape == (6, 8) and sample["left"].shape == (6, 8, 3)
+    np.testing.assert_array_equal(sample["disparity_right"], sample["disparity"] + 1)
+    # the plain reader keeps its own rule: the unused list on both splits, no disparity filter
+    assert len(FlyingThings3D(root, split="TEST")) == 3
+    assert len(FlyingThings3D(root, split="TEST", exclude_unused=False)) == 4
+
+
+def test_flyingthings3d_crl_split_rejects_bad_layouts(tmp_path):
+    root = _write_things(tmp_path / "things", [("TEST", "0003", 6, 5.0, 0.6), ("TRAIN", "0001", 6, 5.0, 0.0)])
+    with pytest.raises(LayoutError, match=r"no TEST frames left by the CRL filter"):
+        FlyingThings3DCRL(root)
+    (root / "disparity" / "TRAIN" / "B" / "0001" / "left" / "0006.pfm").unlink()
+    missing = r"1 TRAIN frames have no disparity file \(e\.g\. \['disparity/TRAIN/B/0001/left/0006\.pfm'\]\)"
+    with pytest.raises(LayoutError, match=missing):
+        FlyingThings3DCRL(root, split="TRAIN")
+    root = _write_things(tmp_path / "flow-as-disparity", [("TEST", "0003", 6, 5.0, 0.0)])
+    write_pfm(root / "disparity" / "TEST" / "B" / "0003" / "left" / "0006.pfm", np.zeros((6, 8, 3), np.float32))
+    with pytest.raises(MalformedFileError, match=r"0006\.pfm: disparity PFM must be single-channel"):
+        FlyingThings3DCRL(root)
+    with pytest.raises(ValueError, match="split: expected 'TRAIN' or 'TEST'"):
+        FlyingThings3DCRL(root, split="VAL")
+    with pytest.raises(ValueError, match="pass_name: expected 'cleanpass' or 'finalpass'"):
+        FlyingThings3DCRL(root, pass_name="clean")
