@@ -167,8 +167,13 @@ def curve_plot(frame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(lsm_data.TASKS), figsize=(4 * len(lsm_data.TASKS), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], lsm_data.TASKS):
+    from suite.report.figures import FONT, figure_size
+
+    # two panels a row: four in a row were wider than the report's column, so the page shrank them
+    columns = min(2, len(lsm_data.TASKS))
+    rows = -(-len(lsm_data.TASKS) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=figure_size(6, 3.2, columns=columns, rows=rows), squeeze=False)
+    for ax, task in zip(axes.flat, lsm_data.TASKS):
         metric = evaluation.HEADLINE[task]
         df = frame[(frame.metric == metric) & frame.value.notna()]
         df = df[df.note.fillna("").str.startswith(task)] if "note" in df else df.iloc[:0]
@@ -183,10 +188,11 @@ def curve_plot(frame):
         for i, (row, group) in enumerate(df[df.row != ROW].groupby("row", sort=False)):
             ax.axhline(group.value.mean(), linestyle="--" if row not in TRIVIAL.values() else ":",
                        color=f"C{i + 1}", label=row)
-        ax.set_title(f"{task}: {metric}", fontsize=9)
-        ax.set_xlabel("training steps")
+        ax.set_title(f"{task}: {metric}", fontsize=FONT["title"])
+        ax.set_xlabel("training steps", fontsize=FONT["label"])
+        ax.tick_params(labelsize=FONT["tick"])
         if len(df):
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=FONT["legend"])
         else:
             ax.text(0.5, 0.5, "no measured values yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()

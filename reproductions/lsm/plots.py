@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.report.figures import FONT, figure_size
+
 #: The zero-shot values printed in the text (Sec. 4.3 and App. C).
 PAPER_ZERO_SHOT = {"stereo": 2.47, "flow": 4.6, "video": 0.682, "interactive": 0.802}
 TASK_METRICS = {
@@ -47,12 +49,19 @@ def _summary(frame, metric):
 
 def _empty(plt, text):
     fig, ax = plt.subplots(figsize=(6, 1))
-    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=FONT["label"])
     ax.axis("off")
     return fig
 
 
-def _grouped(ax, summary, rows, columns, *, ylabel):
+def _unit(frame, metric):
+    unit = frame[frame.metric == metric].unit.dropna()
+    return f" ({unit.iloc[0]})" if len(unit) and unit.iloc[0] else ""
+
+
+def _grouped(ax, summary, rows, columns, *, ylabel, colors=None):
+    """Vertical bars: one group per evaluation set (x), one bar per method (colour: ``colors[row]``,
+    so that a method keeps its colour across panels)."""
     width = 0.8 / max(1, len(rows))
     for i, row in enumerate(rows):
         xs, means, spreads = [], [], []
@@ -61,71 +70,93 @@ def _grouped(ax, summary, rows, columns, *, ylabel):
                 xs.append(j + (i - (len(rows) - 1) / 2) * width)
                 means.append(summary[row, column][0])
                 spreads.append(summary[row, column][1])
-        ax.bar(xs, means, width, yerr=spreads, capsize=2, label=row)
-    ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels(columns, fontsize=7, rotation=15)
-    ax.set_ylabel(ylabel)
+        ax.bar(xs, means, width, yerr=spreads, capsize=2, label=row, color=(colors or {}).get(row, f"C{i}"))
+    ax.set_xticks(range(len(columns)), columns, fontsize=FONT["tick"])
+    ax.tick_params(labelsize=FONT["tick"])
+    ax.set_ylabel(ylabel, fontsize=FONT["label"])
+
+
+def _ranked(ax, names, means, spreads, *, colors, hatches=None):
+    """Horizontal bars, one per method, labelled on the y axis (long method names stay level and
+    readable) and with their values at the bar's end (a value of 0 still shows as "0")."""
+    positions = list(range(len(names)))
+    bars = ax.barh(positions, means, xerr=spreads, capsize=2, color=colors, height=0.7)
+    for bar, hatch in zip(bars, hatches or []):
+        if hatch:
+            bar.set_hatch(hatch)
+    ax.bar_label(bars, labels=[f"{m:.3g}" for m in means], padding=3, fontsize=FONT["annotation"])
+    ax.set_yticks(positions, names, fontsize=FONT["tick"])
+    ax.invert_yaxis()  # the first method on top, as listed
+    ax.tick_params(axis="x", labelsize=FONT["tick"])
+    ax.margins(x=0.18)  # room for the value labels
+    return bars
 
 
 def task_bars(frame, task: str):
-    """Figs. 5-8: one panel per metric, bars per method grouped by evaluation set."""
+    """Figs. 5-8: one panel per metric, bars per method grouped by evaluation set, one legend
+    for the figure."""
     plt = _pyplot()
     metrics = [m for m in TASK_METRICS[task] if (frame.metric == m).any() and frame[frame.metric == m].value.notna().any()]
     if not metrics:
         return _empty(plt, "no measured values yet")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=figure_size(6, 3.8, columns=len(metrics)), squeeze=False,
+                             layout="constrained")
+    summaries = {metric: _summary(frame, metric) for metric in metrics}
+    rows_seen = list(dict.fromkeys(r for summary in summaries.values() for r, _ in summary))
+    colors = {row: f"C{i % 10}" for i, row in enumerate(rows_seen)}
     for ax, metric in zip(axes[0], metrics):
-        summary = _summary(frame, metric)
-        rows = list(dict.fromkeys(r for r, _ in summary))
+        summary = summaries[metric]
+        rows = [r for r in rows_seen if any((r, c) in summary for _, c in summary)]
         columns = list(dict.fromkeys(c for _, c in summary))
-        unit = frame[frame.metric == metric].unit.dropna()
-        _grouped(ax, summary, rows, columns, ylabel=f"{metric}" + (f" ({unit.iloc[0]})" if len(unit) and unit.iloc[0] else ""))
-        ax.set_title(f"ours: {metric} (paper: bar chart only, values not printed)", fontsize=8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        _grouped(ax, summary, rows, columns, ylabel=metric + _unit(frame, metric), colors=colors)
+        ax.set_title(metric, fontsize=FONT["title"])
+    handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend([handles[r] for r in rows_seen if r in handles], [r for r in rows_seen if r in handles],
+               loc="outside upper center", ncol=min(len(rows_seen), 5), fontsize=FONT["legend"], frameon=False,
+               title="ours (the paper's figure is a bar chart without printed values)",
+               title_fontsize=FONT["legend"])
     return fig
 
 
+TASK_ORDER = ("interactive", "video", "stereo", "flow")
+
+
+def _direction(task):
+    return "higher is better" if task in ("interactive", "video") else "lower is better"
+
+
 def zero_shot_bars(frame):
-    """Figs. 9-11, 15: per task, zero-shot / single / joint / baseline (ours) and the paper's
-    zero-shot value."""
+    """Figs. 9-11, 15: per task (a 2 x 2 grid), zero-shot / single / joint / baseline (ours, blue)
+    and the paper's zero-shot value (grey, hatched, named on its axis), as labelled horizontal bars."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=figure_size(6, 2.6, columns=2, rows=2), layout="constrained")
     any_value = False
-    for ax, task in zip(axes, ("interactive", "video", "stereo", "flow")):
+    for ax, task in zip(axes.flat, TASK_ORDER):
         metric = HEADLINE[task]
         summary = {row: v for (row, column), v in _summary(frame, metric).items() if column == task}
         rows = list(summary)
-        means = [summary[r][0] for r in rows]
-        spreads = [summary[r][1] for r in rows]
-        ax.bar(range(len(rows)), means, yerr=spreads, capsize=2, color="tab:blue", label="ours")
-        ax.bar([len(rows)], [PAPER_ZERO_SHOT[task]], color="tab:gray", hatch="//", label="paper (zero-shot)")
-        ax.set_xticks(range(len(rows) + 1))
-        ax.set_xticklabels(rows + ["paper zero-shot"], fontsize=7, rotation=20)
-        ax.set_title(f"{task}: {metric}", fontsize=9)
+        _ranked(ax, rows + ["paper (zero-shot)"], [summary[r][0] for r in rows] + [PAPER_ZERO_SHOT[task]],
+                       [summary[r][1] for r in rows] + [0.0], colors=["tab:blue"] * len(rows) + ["tab:gray"],
+                       hatches=[None] * len(rows) + ["//"])
+        ax.set_title(f"{task}: {metric} ({_direction(task)})", fontsize=FONT["title"])
         any_value |= bool(rows)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
     return fig if any_value else (plt.close(fig), _empty(plt, "no measured values yet"))[1]
 
 
 def ablation_bars(frame):
-    """Fig. 12: one group per task, one bar per variant (each task's headline metric)."""
+    """Fig. 12: per task (a 2 x 2 grid), one labelled horizontal bar per variant (each task's
+    headline metric)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig, axes = plt.subplots(2, 2, figsize=figure_size(6, 2.3, columns=2, rows=2), layout="constrained")
     any_value = False
-    for ax, task in zip(axes, ("interactive", "video", "stereo", "flow")):
+    for ax, task in zip(axes.flat, TASK_ORDER):
         metric = HEADLINE[task]
         summary = {row: v for (row, column), v in _summary(frame, metric).items() if column == task}
         rows = list(summary)
-        ax.bar(range(len(rows)), [summary[r][0] for r in rows], yerr=[summary[r][1] for r in rows], capsize=2,
-               color=[f"C{i}" for i in range(len(rows))])
-        ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(rows, fontsize=7, rotation=20)
-        ax.set_title(f"{task}: {metric} ({'higher' if task in ('interactive', 'video') else 'lower'} is better)",
-                     fontsize=9)
+        _ranked(ax, rows, [summary[r][0] for r in rows], [summary[r][1] for r in rows],
+                colors=[f"C{i}" for i in range(len(rows))])
+        ax.set_title(f"{task}: {metric} ({_direction(task)})", fontsize=FONT["title"])
         any_value |= bool(rows)
-    fig.tight_layout()
     return fig if any_value else (plt.close(fig), _empty(plt, "no measured values yet"))[1]
 
 
@@ -137,11 +168,11 @@ def residual_bars(frame):
         return _empty(plt, "no measured values yet")
     rows = list(dict.fromkeys(r for r, _ in summary))
     columns = list(dict.fromkeys(c for _, c in summary))
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=figure_size(7.5, 3.8), layout="constrained")
     _grouped(ax, summary, rows, columns, ylabel="||(I - P) x_gt|| / ||x_gt||")
-    ax.set_title("share of the ground truth outside span(V), finest level (lower: V holds the layers)", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_title("share of the ground truth outside span(V), finest level\n(lower: V holds the layers)",
+                 fontsize=FONT["title"])
+    ax.legend(fontsize=FONT["legend"])
     return fig
 
 
@@ -176,10 +207,11 @@ def subspace_panel(frame):
     if not panels:
         return _empty(plt, "no basis panel here (the lsm.subspaces cell saves it beside the model cache)")
     columns = 1 + max(len(p["truth"]) + len(p["bases"]) for p in panels)
-    fig, axes = plt.subplots(len(panels), columns, figsize=(1.9 * columns, 2.1 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), columns, figsize=figure_size(1.9, 2.3, columns=columns, rows=len(panels)),
+                             squeeze=False)
     for panel, ax_row in zip(panels, axes):
         ax_row[0].imshow(panel["image"])
-        ax_row[0].set_title("image", fontsize=7)
+        ax_row[0].set_title("image", fontsize=FONT["legend"])
         truth_names = ["u (truth)", "v (truth)"] if len(panel["truth"]) == 2 else ["mask (truth)"]
         images = list(zip(truth_names, panel["truth"])) + list(zip(panel["labels"].tolist(), panel["bases"]))
         for ax, (name, image) in zip(ax_row[1:], images):
@@ -188,9 +220,9 @@ def subspace_panel(frame):
             finite = shown[np.isfinite(shown)]
             low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0)
             ax.imshow(shown, cmap="jet", vmin=low, vmax=high if high > low else low + 1e-6)
-            ax.set_title(str(name), fontsize=7)
+            ax.set_title(str(name), fontsize=FONT["legend"])
         for ax in ax_row:
             ax.axis("off")
-        ax_row[0].text(0.0, 1.25, str(panel["title"]), transform=ax_row[0].transAxes, fontsize=8, ha="left")
+        ax_row[0].text(0.0, 1.25, str(panel["title"]), transform=ax_row[0].transAxes, fontsize=FONT["label"], ha="left")
     fig.tight_layout()
     return fig

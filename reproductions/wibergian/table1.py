@@ -706,13 +706,17 @@ def plot_training(frame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from suite.report.figures import figure_size
+
     figures = {}
     df = frame[frame.table.isin([TABLE, TABLE_OTB]) & frame.step.notna() & frame.value.notna()
                & frame.metric.isin(list(STEP_CURVES))]
     for table, part in df.groupby("table"):
         columns = [c for c in COLUMN.values() if c in set(part.column)]
         columns += sorted(set(part.column) - set(columns))
-        fig, axes = plt.subplots(3, len(columns), figsize=(4.6 * len(columns), 7.5), squeeze=False, sharex="col")
+        # capped at the report's column: a wider figure is shown scaled down, its text with it
+        fig, axes = plt.subplots(3, len(columns), figsize=figure_size(4.6, 2.5, columns=len(columns), rows=3),
+                                 squeeze=False, sharex="col")
         for j, column in enumerate(columns):
             for i, metric in enumerate(STEP_CURVES):
                 ax = axes[i][j]

@@ -240,7 +240,9 @@ def _save_plots(exp: registry.Experiment, frame: pd.DataFrame, folder: Path) -> 
         path = folder / f"{exp.id.replace('.', '-')}-{name}.svg"
         path.parent.mkdir(parents=True, exist_ok=True)
         with store.atomic_write(path, "wb") as handle:  # a full disk leaves no truncated SVG
-            fig.savefig(handle, format="svg")
+            # the box of what is drawn, not the figure's: a title wider than its figure is kept
+            # whole instead of cut at the SVG's edge (suite.report.figures sizes the figures)
+            fig.savefig(handle, format="svg", bbox_inches="tight", pad_inches=0.05)
         plt.close(fig)
         names.append(f"{folder.name}/{path.name}")
     return names

@@ -91,7 +91,7 @@ def test_plots_draw_measured_bars_and_say_when_empty():
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
     assert heights == [2.1, 3.0]  # the mean over the two runs, and the baseline
     zero = _frame([("LSM (Zero-shot)", "stereo", "EPE", 1.5)])
-    bars = [round(p.get_height(), 3) for p in plots.zero_shot_bars(zero).axes[2].patches]
+    bars = [round(p.get_width(), 3) for p in plots.zero_shot_bars(zero).axes[2].patches]  # horizontal bars
     assert bars == [1.5, 2.47]  # ours, then the paper's printed zero-shot EPE
     empty = plots.ablation_bars(_frame([]).reindex(columns=["row", "column", "metric", "value", "std", "step"]))
     assert "no measured values" in empty.axes[0].texts[0].get_text()

@@ -7,7 +7,11 @@ from it, and every page is opened in a real browser:
 * no page overflows horizontally (a wide table scrolls inside its box, the page does not);
 * every plot (``<img>`` of an SVG, inline ``<svg>``) loaded and has a non-empty bounding box;
 * every link resolves (a page or file beside it, an anchor on its page) and none leaves the report;
-* the console shows no error; the sorting and the verdict filter work.
+* the console shows no error; the sorting and the verdict filter work;
+* every plot is legible as shown: its smallest text is at least ``MIN_TEXT_PX`` CSS px at the size
+  the page shows it (an SVG wider than the page's column is scaled down, and its text with it), no
+  text sticks out of its SVG, no bar is a sliver thinner than a pixel where its value is not zero,
+  and no marker is smaller than a pixel.
 
 Full-page screenshots go to ``reports/browser/`` (CI keeps them as artifacts; set
 ``ENERGYBENCH_SCREENSHOTS`` to put them elsewhere). Skips, saying what to install, when the
@@ -23,6 +27,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from suite.harness import registry, runner
+from suite.report.figures import MIN_TEXT_PX  # the smallest legible text of a plot as shown, in CSS px
 
 REPO = Path(__file__).resolve().parents[3]
 WIDTH = 1280
@@ -30,6 +35,46 @@ EXPERIMENTS = ("adm.table2", "adm.fig3", "tvlayers.table1", "leaderboard.denoise
                "leaderboard.denoise-cbsd68-sigma25-v1")
 CHROMIUM_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium-headless-shell", "/usr/lib/chromium/headless_shell")
+#: A bar thinner than this (CSS px) reads as no bar; one whose size is exactly 0 has the value 0.
+SLIVER_PX = 1.0
+
+#: Measures one <svg> (the argument; the document's root when absent) in CSS px as shown: the
+#: smallest font of each text, texts whose box leaves the SVG's box, bars (closed patch paths of
+#: matplotlib, ``rect.bar`` of the inline charts) with a size between 0 and SLIVER_PX, and markers
+#: with no visible size. matplotlib writes text as glyph paths (``<g id="text_N">`` holding
+#: ``<use>`` of glyphs drawn at 100 units per em: ``matplotlib.textpath.TextToPath.FONT_SCALE``),
+#: so a glyph's font size is 100 times the scale of its transform to the screen; an SVG ``<text>``
+#: has its computed font size times that scale.
+MEASURE_SVG = """(svg) => {
+  svg = svg || document.documentElement;
+  const root = svg.getBoundingClientRect();
+  const scale = m => Math.sqrt(Math.abs(m.a * m.d - m.b * m.c));
+  const outside = b => b.left < root.left - 1 || b.top < root.top - 1 || b.right > root.right + 1 || b.bottom > root.bottom + 1;
+  const texts = [];
+  svg.querySelectorAll('g[id^="text_"]').forEach(g => {
+    const glyphs = Array.from(g.querySelectorAll('use')).filter(u => !/^#m/.test(u.getAttribute('xlink:href') || u.getAttribute('href') || ''));
+    if (!glyphs.length) return;
+    const label = Array.from(g.childNodes).find(n => n.nodeType === Node.COMMENT_NODE);
+    texts.push({text: label ? label.textContent.trim() : g.id, px: Math.min(...glyphs.map(u => 100 * scale(u.getScreenCTM()))),
+                outside: outside(g.getBoundingClientRect())});
+  });
+  svg.querySelectorAll('text').forEach(t => {
+    texts.push({text: t.textContent.trim(), px: parseFloat(getComputedStyle(t).fontSize) * scale(t.getScreenCTM()),
+                outside: outside(t.getBoundingClientRect())});
+  });
+  const bars = [];
+  svg.querySelectorAll('g[id^="patch_"] > path, rect.bar').forEach(e => {
+    if (e.tagName === 'path' && !/z\\s*$/i.test(e.getAttribute('d') || '')) return;  // spines are open paths
+    const b = e.getBoundingClientRect();
+    bars.push({what: (e.parentNode.id || e.getAttribute('class') || '') , width: b.width, height: b.height});
+  });
+  const markers = [];
+  svg.querySelectorAll('g[id^="line2d_"] use').forEach(u => {
+    const b = u.getBoundingClientRect();
+    markers.push({what: u.parentNode.parentNode.id || '', size: Math.max(b.width, b.height)});
+  });
+  return {width: root.width, texts: texts, bars: bars, markers: markers};
+}"""
 
 
 def chromium() -> str | None:
@@ -80,6 +125,13 @@ def _screenshots() -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_screenshots():
+    """This run's screenshots only: those an earlier run left (of pages that may be gone) are removed."""
+    for old in list(_screenshots().glob("smoke-*.png")) + list(_screenshots().glob("empty-*.png")):
+        old.unlink()
+
+
 def _open(browser, page_path: Path):
     page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     errors: list[str] = []
@@ -90,6 +142,45 @@ def _open(browser, page_path: Path):
     page.goto(page_path.as_uri())
     page.wait_for_load_state("load")
     return page, errors
+
+
+def _legibility(measured: dict, shown_width: float, what: str) -> list[str]:
+    """What makes one plot illegible as shown (``measured``: MEASURE_SVG's answer at the SVG's own
+    size; ``shown_width``: its width on the page), as sentences naming the plot."""
+    factor = shown_width / measured["width"] if measured["width"] else 0.0
+    problems = []
+    if measured["texts"]:
+        smallest = min(measured["texts"], key=lambda t: t["px"])
+        if smallest["px"] * factor < MIN_TEXT_PX:
+            problems.append(f"{what}: text {smallest['text'][:40]!r} is {smallest['px'] * factor:.1f} px as shown "
+                            f"(SVG {measured['width']:.0f} px wide shown at {shown_width:.0f} px; at least {MIN_TEXT_PX} px)")
+    problems += [f"{what}: text {t['text'][:40]!r} sticks out of the SVG" for t in measured["texts"] if t["outside"]]
+    for bar in measured["bars"]:
+        thin = min(bar["width"], bar["height"]) * factor
+        if 0 < thin < SLIVER_PX:
+            problems.append(f"{what}: bar {bar['what']} is {thin:.2f} px thick as shown (a non-zero value that cannot be seen)")
+    problems += [f"{what}: marker in {m['what']} is {m['size'] * factor:.2f} px as shown"
+                 for m in measured["markers"] if m["size"] * factor < SLIVER_PX]
+    return problems
+
+
+def plot_problems(browser, page, page_path: Path) -> list[str]:
+    """Every plot of an open report page checked for legibility as the page shows it: the SVG
+    files behind its ``<img>`` (each opened on its own to read its text, then scaled to the width
+    the page gives it) and its inline SVG charts."""
+    problems = []
+    for src, shown in page.evaluate("Array.from(document.querySelectorAll('img')).map(i => [i.getAttribute('src'), i.clientWidth])"):
+        if not src.endswith(".svg"):
+            continue
+        alone = browser.new_page(viewport={"width": WIDTH, "height": 900})
+        try:
+            alone.goto((page_path.parent / unquote(src)).as_uri())
+            problems += _legibility(alone.evaluate(MEASURE_SVG), shown, f"{page_path.name} {src}")
+        finally:
+            alone.close()
+    for i, measured in enumerate(page.evaluate(f"Array.from(document.querySelectorAll('svg')).map({MEASURE_SVG})")):
+        problems += _legibility(measured, measured["width"], f"{page_path.name} inline svg {i + 1}")
+    return problems
 
 
 def _check_page(browser, page_path: Path, shots: Path, prefix: str) -> None:
@@ -123,6 +214,8 @@ def _check_page(browser, page_path: Path, shots: Path, prefix: str) -> None:
             elif parsed.fragment:
                 assert unquote(parsed.fragment) in ids, f"{name}: link {href!r} names no element of the page"
         page.screenshot(path=str(shots / f"{prefix}{page_path.stem}.png"), full_page=True)
+        illegible = plot_problems(browser, page, page_path)
+        assert not illegible, "plots that cannot be read as shown at 1280 px:\n" + "\n".join(illegible)
         assert not errors, f"{name}: {errors}"
     finally:
         page.close()
@@ -183,3 +276,52 @@ def test_tables_sort_by_a_clicked_column_and_claims_filter_by_verdict(browser, r
     finally:
         page.close()
     assert not errors, errors
+
+
+def test_the_legibility_check_finds_small_text_text_outside_its_svg_and_invisible_bars(browser, tmp_path):
+    """The checks above can fail: a page of plots made illegible on purpose (one problem each), beside
+    a legible one and a bar whose value is exactly 0 (drawn with no height, which is right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def save(fig, name, **options):
+        fig.savefig(tmp_path / name, format="svg", **options)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(20, 3))  # 1920 px shown at 1152 px: its 8 pt text becomes 6.4 px
+    ax.plot([0, 1], [0, 1], marker="o")
+    ax.tick_params(labelsize=8)
+    save(fig, "wide.svg")
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(["large", "tiny", "zero"], [100.0, 1e-3, 0.0])  # "tiny" is a 0.003 px sliver
+    ax.tick_params(labelsize=10)
+    save(fig, "sliver.svg")
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.tick_params(labelsize=10)
+    ax.set_title("a title far wider than its five-inch figure, cut off at the edge of the SVG", fontsize=12)
+    save(fig, "cut.svg")
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(["a", "b", "zero"], [3.0, 2.0, 0.0])
+    ax.tick_params(labelsize=10)
+    fig.tight_layout()
+    save(fig, "fine.svg")
+    page_path = tmp_path / "plots.html"
+    page_path.write_text('<!doctype html><html><body style="max-width: 72rem; margin: 2rem auto; padding: 0 1rem">'
+                         + "".join(f'<p><img class="plot" style="max-width: 100%" src="{n}.svg"></p>'
+                                   for n in ("wide", "sliver", "cut", "fine"))
+                         + '<svg width="200" height="20" viewBox="0 0 200 20"><text x="0" y="15" font-size="7">'
+                           "7 px inline</text></svg></body></html>")
+    page, errors = _open(browser, page_path)
+    try:
+        problems = plot_problems(browser, page, page_path)
+    finally:
+        page.close()
+    assert not errors, errors
+    assert [p for p in problems if "wide.svg: text" in p and "px as shown" in p], problems
+    slivers = [p for p in problems if "sliver.svg: bar" in p]
+    assert len(slivers) == 1, problems  # the 1e-3 bar; the 0 bar has no height and is right
+    assert [p for p in problems if "cut.svg: text 'a title far wider" in p and "sticks out" in p], problems
+    assert [p for p in problems if "inline svg 1: text '7 px inline' is 7.0 px" in p], problems
+    assert not [p for p in problems if "fine.svg" in p], problems
