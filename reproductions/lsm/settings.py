@@ -19,14 +19,34 @@ resized to 64 x 64, since a crop would often cut the scribbled object away), nar
 channels, the paper's K and iteration schedule, and a few hundred AdamW steps with the paper's
 learning rate and cosine decay. Evaluation runs at the generated sets' native size.
 
-Mini budget (issues 10-11: part 1 and part 2 at most 30 minutes each on 2 CPU cores). Measured
-per optimizer step (forward + backward, 64 x 64 crops, 2 threads): about 0.4-0.6 CPU-s per task,
-so about 2 CPU-s for a joint step (1-1.2 s on two idle cores). Models per seed: part 1 trains the
-joint model and four single-task models (about 2.6 s x steps), part 2 four leave-one-out models
-and three ablation variants (about 7.2 s x steps). 120 steps and 3 seeds give about 16 + 5
-(evaluation) minutes for part 1 and 26 + 3 for part 2 on an idle machine: 3 seeds were kept (the
-ablation and zero-shot gaps need a spread over trainings) at the price of short trainings. GroupNorm
-replaces DRN's BatchNorm at smoke / mini, where a task's batch is one or two crops.
+Mini budget (issues 10-11: part 1 and part 2 at most 30 minutes each on 2 CPU cores), measured
+by H1 on 2026-12-03 with one torch thread pinned to one core of the shared 2-core machine (other
+jobs shared that core: the run got 35-50 % of it, so wall times are about twice the CPU times).
+
+* CPU time per optimizer step (forward + backward, 64 x 64 crops, thread CPU time, mean of 10
+  steps): single-task interactive 0.061 s, video 0.080 s, stereo 0.050 s, flow 0.067 s; joint
+  (four tasks) 0.296 s; the joint ablation variants 0.227 s (implicit CNN), 0.329 s (without
+  minimization context), 0.311 s (without projection). Wall per step in the contended runs:
+  0.09-0.18 s single, 0.39 s joint, 0.24-0.50 s leave-one-out, 0.59-0.99 s ablation variants.
+* One seed (seed 0), fresh cache, real samples present: part 1 (``lsm.interactive / video /
+  stereo / flow / efficiency``, 46 cells) 281 s of cell time (``wall_s``), 156 s of CPU;
+  part 2 (``lsm.zero_shot / ablations / subspaces``, 34 cells, on part 1's cached models)
+  722 s of cell time, 258 s of CPU.
+* Where the time goes: the trainings (per seed at 120 steps about 31 s of CPU for the four
+  single-task models, 36 s joint, 107 s for the four leave-one-out models, 104 s for the three
+  ablation variants) and the simulated user of interactive segmentation: a model that never
+  reaches IoU 0.85 is run for all ``max_rounds`` = 10 rounds on each of the ``eval_limit`` = 30
+  scenes, so the interactive cells that train a model are the longest (zero-shot 99 s, the three
+  ablation variants 91-166 s of cell time); TV-L1 on each real flow set 14 s; every other cell
+  under 10 s (real-sample evaluation of a cached model: 1-8 s a set). Baseline evaluations
+  are cached across seeds (deterministic methods), so seeds 1 and 2 cost their trainings and
+  LSM evaluations only.
+* Three seeds: seed 0's CPU times (414 s for parts 1 and 2) give about 21 minutes of CPU for the
+  whole ``lsm`` profile on one core, learning curve included (seed 0 only, see
+  ``learning_curve.py``), well inside both 30-minute budgets, so no size was cut; the final
+  3-seed run's times are in the closing note of the session that ran it. 3 seeds are kept (the
+  ablation and zero-shot gaps need a spread over trainings) at the price of short trainings.
+  GroupNorm replaces DRN's BatchNorm at smoke / mini, where a task's batch is one or two crops.
 
 Why 120 steps and not more (the H1a diagnosis, 2026-12-03, measured on the shared 2-core machine
 under a load of 15-22, one torch thread, scripts kept out of the repository). Test metric on the
