@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 # The code whose change can change a measured value. The harness, the report and the CLI
-# are left out on purpose: editing how results are shown must not invalidate them.
+# are left out on purpose: editing how results are shown must not invalidate them. For the
+# same reason a paper's figure module (``reproductions.<paper>.plots``, which only draws
+# finished records) is left out: restyling a chart must not retrain or re-evaluate anything.
 _TRACKED_ROOTS = ("suite", "metrics", "reproductions")
 _UNTRACKED = ("suite.harness", "suite.report", "suite.cli")
+_UNTRACKED_LEAVES = ("plots",)
 
 
 def canonical(obj: Any) -> str:
@@ -34,8 +37,10 @@ def _module_file(name: str) -> Path | None:
 
 
 def _tracked(name: str) -> bool:
-    top = name.split(".")[0]
-    return top in _TRACKED_ROOTS and not any(name == u or name.startswith(u + ".") for u in _UNTRACKED)
+    parts = name.split(".")
+    if parts[0] not in _TRACKED_ROOTS or parts[-1] in _UNTRACKED_LEAVES:
+        return False
+    return not any(name == u or name.startswith(u + ".") for u in _UNTRACKED)
 
 
 def _imports(path: Path, module: str) -> set[str]:

@@ -78,6 +78,14 @@ def test_source_hash_follows_imports():
     assert not keys._tracked("suite.harness.runner") and keys._tracked("suite.solvers.tv")
 
 
+def test_source_hash_leaves_out_figure_modules():
+    """Restyling a paper's chart module must not invalidate its results or trained models."""
+    assert not keys._tracked("reproductions.lsm.plots")
+    assert keys._tracked("reproductions.lsm.model")
+    seen = keys._imports(REPO / "reproductions/lsm/experiments.py", "reproductions.lsm.experiments")
+    assert "reproductions.lsm.plots" in seen  # imported, so only the rule above keeps it out of the hash
+
+
 def test_source_hash_of_an_experiment_leaves_out_its_sibling_tables(tmp_path, monkeypatch):
     """A paper package's __init__ registers all its tables; one table's hash must not cover the others."""
     package = tmp_path / "reproductions" / "toyhash"
