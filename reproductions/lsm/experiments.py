@@ -171,7 +171,9 @@ def run_task_cell(ctx, cell, task: str):
     row = row_name(method)
     directions = [None]
     if task == "stereo":
-        directions = ["left-to-right"] + (["right-to-left"] if dataset == "mini-stereo" else [])
+        # Fig. 7b: right-to-left where the set has the right view's ground truth (the generated
+        # scenes and FlyingThings3D's disparity/right); the real two-view samples have the left only
+        directions = ["left-to-right"] + (["right-to-left"] if dataset in ("mini-stereo", "flyingthings3d") else [])
     columns = [evaluation.column(dataset, d) for d in directions]
     reason = _unknown_method_reason(task, method)
     if reason:

@@ -242,13 +242,14 @@ def test_full_profile_path_on_official_layout_trees(full_profile, tmp_path):
     # the figures' test sets: Fig. 5 on the VGG benchmark (and GrabCut + GSC), Fig. 6 on DAVIS-2016
     # val, Fig. 7 on the CRL test frames, Fig. 8 on Sintel
     assert {"vgg-interactive", "gsc-scribbles", "davis2016", "flyingthings3d L->R", "mpi-sintel"} <= columns
+    assert "flyingthings3d R->L" in columns  # Fig. 7b: the same model right-to-left on the CRL frames
     j_mean = measured[measured.metric == "J mean"]
     assert (j_mean.n == 1).all()  # blackswan: "bear" is in the folder, not in the val list
     subspace = measured[measured.metric == "projection residual"]
     assert ((subspace.value >= 0) & (subspace.value <= 1 + 1e-9)).all()
     assert subspace[subspace.row == "LSM (full)"].note.str.contains("random init").all()
     epe = measured[measured.metric == "EPE"]
-    assert len(epe) == 2 and np.isfinite(epe.value).all()  # FlyingThings3D TEST stereo, Sintel flow
+    assert len(epe) == 3 and np.isfinite(epe.value).all()  # FlyingThings3D TEST stereo L->R and R->L, Sintel flow
     assert (measured.metric == "J mean").any() and (measured.metric == "IoU, 1 interaction").any()
     parameters = measured[measured.metric == "parameters"]
     assert parameters.note.iloc[0] == "weights: random init"
