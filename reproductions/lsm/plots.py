@@ -78,13 +78,17 @@ def _grouped(ax, summary, rows, columns, *, ylabel, colors=None):
 
 def _ranked(ax, names, means, spreads, *, colors, hatches=None):
     """Horizontal bars, one per method, labelled on the y axis (long method names stay level and
-    readable) and with their values at the bar's end (a value of 0 still shows as "0")."""
+    readable) and with their values beyond the error bar (a value of 0 still shows as "0")."""
     positions = list(range(len(names)))
     bars = ax.barh(positions, means, xerr=spreads, capsize=2, color=colors, height=0.7)
     for bar, hatch in zip(bars, hatches or []):
         if hatch:
             bar.set_hatch(hatch)
-    ax.bar_label(bars, labels=[f"{m:.3g}" for m in means], padding=3, fontsize=FONT["annotation"])
+    for position, mean, spread in zip(positions, means, spreads):
+        # the value beyond the error bar's end, so that neither hides the other
+        end = mean + (spread if mean >= 0 else -spread)
+        ax.annotate(f"{mean:.3g}", xy=(end, position), xytext=(4 if mean >= 0 else -4, 0), textcoords="offset points",
+                    ha="left" if mean >= 0 else "right", va="center", fontsize=FONT["annotation"])
     ax.set_yticks(positions, names, fontsize=FONT["tick"])
     ax.invert_yaxis()  # the first method on top, as listed
     ax.tick_params(axis="x", labelsize=FONT["tick"])
@@ -207,8 +211,17 @@ def subspace_panel(frame):
     if not panels:
         return _empty(plt, "no basis panel here (the lsm.subspaces cell saves it beside the model cache)")
     columns = 1 + max(len(p["truth"]) + len(p["bases"]) for p in panels)
-    fig, axes = plt.subplots(len(panels), columns, figsize=figure_size(1.9, 2.3, columns=columns, rows=len(panels)),
-                             squeeze=False)
+    # each panel: a thin row holding its title (an axes of its own, so that the layout neither
+    # widens the first column for it nor lets it overlap the column titles), then its images
+    fig = plt.figure(figsize=figure_size(1.0, 1.5, columns=columns, rows=len(panels)), layout="constrained")
+    grid = fig.add_gridspec(2 * len(panels), columns, height_ratios=[0.1, 1.0] * len(panels))
+    axes = []
+    for r, panel in enumerate(panels):
+        head = fig.add_subplot(grid[2 * r, :])
+        head.axis("off")
+        head.text(0.0, 0.0, str(panel["title"]), transform=head.transAxes, fontsize=FONT["label"], ha="left",
+                  va="bottom")
+        axes.append([fig.add_subplot(grid[2 * r + 1, c]) for c in range(columns)])
     for panel, ax_row in zip(panels, axes):
         ax_row[0].imshow(panel["image"])
         ax_row[0].set_title("image", fontsize=FONT["legend"])
@@ -223,6 +236,4 @@ def subspace_panel(frame):
             ax.set_title(str(name), fontsize=FONT["legend"])
         for ax in ax_row:
             ax.axis("off")
-        ax_row[0].text(0.0, 1.25, str(panel["title"]), transform=ax_row[0].transAxes, fontsize=FONT["label"], ha="left")
-    fig.tight_layout()
     return fig
