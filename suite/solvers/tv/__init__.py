@@ -135,11 +135,16 @@ def _condat_row(x, lam_b, counts, out):  # pragma: no cover - compiled by numba
         # segment; 4/5 negative/positive jump inside.
         kind = 0
         end = k
+        # A segment closed by a jump ends at k_minus / k_plus <= k, before the last sample. In
+        # exact arithmetic that always holds; in float32 a restart after a boundary jump keeps a
+        # k_minus / k_plus beyond k, and a dual one ulp outside the tube then closed a segment
+        # ending at N-1 and restarted at N, out of bounds (a crash or garbage). Such a "jump" is
+        # a rounding artefact: it is not taken.
         if k == n - 1:
-            if u_min < 0:
+            if u_min < 0 and k_minus < k:
                 kind = 1
                 end = k_minus
-            elif u_max > 0:
+            elif u_max > 0 and k_plus < k:
                 kind = 2
                 end = k_plus
             else:
@@ -147,12 +152,12 @@ def _condat_row(x, lam_b, counts, out):  # pragma: no cover - compiled by numba
         else:
             x_next = x[k + 1]
             u_min_next = u_min + x_next - v_min
-            if u_min_next < neg_lam:
+            if u_min_next < neg_lam and k_minus <= k:
                 kind = 4
                 end = k_minus
             else:
                 u_max_next = u_max + x_next - v_max
-                if u_max_next > lam_b:
+                if u_max_next > lam_b and k_plus <= k:
                     kind = 5
                     end = k_plus
         if kind == 0:
