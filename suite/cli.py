@@ -21,13 +21,18 @@ DESCRIPTION = """\
 Reproduce four CV papers on energy minimization inside deep networks (LSM CVPR 2020,
 ADM CVPR 2019, TV layers CVPR 2022, Wibergian NeurIPS 2019): run their experiments as
 cached cells, judge each paper's claims against the published numbers, and render an HTML
-report. Profiles: smoke (seconds, checks), mini (CPU, minutes, the default), full (the
-papers' datasets and sizes, GPU). A finished cell is kept under results/cells/ and is not
-run again unless its code, data, profile, seed or device class change (or --force)."""
+report. Profiles: smoke (tiny sizes: every experiment in a few minutes, a first report),
+mini (the default: CPU, generated data, every model trained: minutes to an hour per table,
+hours for everything on a few cores), full (the papers' datasets and sizes, GPU). A finished
+cell is kept under results/cells/ and is not run again unless its code, data, profile, seed
+or device class change (or --force): a rerun resumes where a run stopped."""
 
 EPILOG = """\
 examples:
-  energybench reproduce                        run everything at mini, then reports/index.html
+  energybench reproduce --profile smoke        every experiment at tiny sizes (minutes), then
+                                               reports/index.html: a first report
+  energybench reproduce                        everything at mini (hours on a few CPU cores)
+  energybench reproduce wibergian              one paper at mini
   energybench reproduce tvlayers --profile smoke
   energybench run tvlayers.table1 --seeds 0,1,2 -j 2
   energybench run adm > run.log 2>&1          a log: one plain line per finished cell, no bars
@@ -46,10 +51,15 @@ exit codes:
   130, 143  interrupted (Ctrl-C) or stopped (SIGTERM): finished cells are kept; rerun to resume"""
 
 
+PROFILE_HELP = ("smoke: tiny sizes, seconds per experiment; mini (default): CPU, generated data, every model "
+                "trained; full: the papers' datasets and sizes, GPU")
+OUT_HELP = "report folder (default: reports); open its index.html"
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help="experiment ids (tvlayers.table1) or paper ids (tvlayers); none = everything")
-    parser.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    parser.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES, help=PROFILE_HELP)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (timing cells run alone)")
     parser.add_argument("--executor", default="local", choices=("local", "ray"),
@@ -81,12 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run experiment cells (finished cells are skipped)")
     _add_run_options(run)
     report = verbs.add_parser("report", help="render reports/index.html from results/")
-    report.add_argument("--results", type=Path, default=Path("results"))
-    report.add_argument("--out", type=Path, default=Path("reports"))
-    report.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES)
+    report.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    report.add_argument("--out", type=Path, default=Path("reports"), help=OUT_HELP)
+    report.add_argument("--profile", default=registry.DEFAULT_PROFILE, choices=registry.PROFILES,
+                        help="the profile whose cells the report shows (default: mini)")
     reproduce = verbs.add_parser("reproduce", help="run, then report")
     _add_run_options(reproduce)
-    reproduce.add_argument("--out", type=Path, default=Path("reports"))
+    reproduce.add_argument("--out", type=Path, default=Path("reports"), help=OUT_HELP)
     verbs.add_parser("info", help="environment and devices")
     data = verbs.add_parser("data", help="datasets: build, verify, status, add")
     data_verbs = data.add_subparsers(dest="data_verb", required=True)
@@ -148,7 +159,7 @@ def cmd_list(args) -> int:
     for exp in experiments.values():
         cells = len(exp.cells(registry.DEFAULT_PROFILE))
         table = exp.table if len(exp.table) <= wtab else exp.table[: wtab - 3] + "..."
-        print(f"{exp.id:{wid}s}  {table:{wtab}s}  {cells:3d} cells  {exp.title}")
+        print(f"{exp.id:{wid}s}  {table:{wtab}s}  {cells:3d} {'cell ' if cells == 1 else 'cells'}  {exp.title}")
     for paper in _paper_files(experiments.values(), None):
         print(f"\n{paper.id}: {len(paper.claims)} claims")
         for claim in paper.claims:
