@@ -17,6 +17,13 @@ iterations, without merging the batch norms (an inference-speed step of KAIR).
 Data. Training: the BSDS500 images that are not CBSD68 images (CBSD68 = 68 of the 100 BSDS300 test
 images, i.e. of BSDS500 val; names checked against :data:`CBSD68_NAMES`), the colour DnCNN's
 training set (432 images in the full BSDS500; 232 in the repository's sample of val and test).
+Why this set: the TV paper says only "We use the KAIR toolbox"; KAIR fixes no training set for
+DnCNN (``train_dncnn.json`` is the grey model, ``n_channels`` 1, reading ``trainsets/trainH``, a
+folder the repository ships empty with "put high-quality images into here"); the one colour
+protocol DnCNN states is Zhang et al.'s (TIP 2017, Sec. IV-A): the colour BSD68 for testing and
+"the remaining 432 color images from Berkeley segmentation dataset" for training. Later colour
+denoisers of KAIR's authors train on larger mixes (DRUNet: BSD400, WED, DIV2K, Flickr2K); the
+paper names none, so none is assumed here.
 Patches are cut, flipped/rotated and given noise on the fly from the seed, the same batches for
 DnCNN and DnCNN+TV. Test: CBSD68, Kodak24 (500x500 centre crops), McMaster, with KAIR's noise
 (np.random.seed(0) per image, N(0, sigma/255) added to uint8/255, not clipped), output clamped and
