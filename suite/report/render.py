@@ -106,6 +106,16 @@ def _why_not_measured(coverage: claims_mod.Coverage | None, experiment: str | No
     return "every cell ran and none measured this row"
 
 
+#: The folders a missing-dataset note lists (absolute paths of the machine that ran the cell):
+#: left out of the report, which may be read on another machine; the ``data add`` hint stays.
+_LOOKED_IN = re.compile(r"(dataset '[^']+' is missing): looked in .*?\. (To add it: )")
+
+
+def _short_note(note: str) -> str:
+    """A cell's note as the report shows it: a missing dataset without the folders searched."""
+    return _LOOKED_IN.sub(r"\1 here. \2", note)
+
+
 def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.DataFrame, profile: str,
                 *, registered: bool = True, coverage: claims_mod.Coverage | None = None) -> list[Line]:
     """The rebuilt table in long form: one line per (row, column, metric); with no registered
@@ -127,7 +137,7 @@ def table_lines(table: str, paper_table: claims_mod.PaperTable | None, df: pd.Da
         ours, std, count = _ours(group)
         pv = paper_values.get(key)
         paper_value = float(pv["value"]) if pv is not None and pv["value"] is not None else None
-        notes = sorted(set(group.note.dropna())) if ours is None else []
+        notes = sorted({_short_note(n) for n in group.note.dropna()}) if ours is None else []
         if ours is None and not notes and registered:
             why = _why_not_measured(coverage, paper_table.experiment if paper_table else None, profile)
             notes = [why] if why else []

@@ -87,3 +87,15 @@ def test_the_verdict_chart_draws_one_bar_per_verdict_that_occurs():
     svg = render.verdict_chart({"reproduced": 3, "within noise": 0, "not reproduced": 1})
     assert svg.count("<rect") == 2 and "reproduced" in svg and "within noise" not in svg
     assert render.verdict_chart({"reproduced": 0}) == ""
+
+
+def test_a_missing_dataset_note_names_no_folder_of_the_machine_that_ran_it():
+    note = ("not run: dataset 'gsc-scribbles' is missing: looked in /tmp/x/data/gsc-scribbles, /home/u/repo/data/"
+            "gsc-scribbles. To add it: get the dataset from its authors, then run `energybench data add PATH --as "
+            "gsc-scribbles` (layout: images/)")
+    frame = pd.DataFrame([{"table": "Fig. 5", "step": None, "row": "LSM", "column": "gsc", "metric": "IoU",
+                           "value": None, "std": None, "note": note, "unit": "", "seed": 0}])
+    [line] = render.table_lines("Fig. 5", None, frame, "smoke")
+    assert line.ours == "not run"
+    assert line.note == ("not run: dataset 'gsc-scribbles' is missing here. To add it: get the dataset from its "
+                         "authors, then run `energybench data add PATH --as gsc-scribbles` (layout: images/)")
