@@ -460,7 +460,9 @@ def build(results: Path, out: Path, *, profile: str = registry.DEFAULT_PROFILE,
                                  and ((frame.experiment == e.id) & frame.value.notna()).any()))
         else:
             tables_total = len(sections)
-            tables_done = sum(1 for s in sections if s["n_done"])
+            # a benchmark whose cells all ended "not run" (its dataset is absent) has no results
+            tables_done = sum(1 for s in sections
+                              if (s["leaderboard"]["measured"] if s["leaderboard"] else s["n_done"]))
         page = f"{pid}.html"
         all_counts = {v: counts[v] for v in claims_mod.VERDICTS}
         pcells = [c for c in cells if c["experiment"] in {e.id for e in exps}]
