@@ -41,12 +41,16 @@ jobs shared that core: the run got 35-50 % of it, so wall times are about twice 
   under 10 s (real-sample evaluation of a cached model: 1-8 s a set). Baseline evaluations
   are cached across seeds (deterministic methods), so seeds 1 and 2 cost their trainings and
   LSM evaluations only.
-* Three seeds: seed 0's CPU times (414 s for parts 1 and 2) give about 21 minutes of CPU for the
-  whole ``lsm`` profile on one core, learning curve included (seed 0 only, see
-  ``learning_curve.py``), well inside both 30-minute budgets, so no size was cut; the final
-  3-seed run's times are in the closing note of the session that ran it. 3 seeds are kept (the
-  ablation and zero-shot gaps need a spread over trainings) at the price of short trainings.
-  GroupNorm replaces DRN's BatchNorm at smoke / mini, where a task's batch is one or two crops.
+* The whole ``lsm`` profile, 3 seeds (the learning curve seed 0 only, see ``learning_curve.py``),
+  fresh cache, real samples present, ``-j 1`` on one core at one thread: part 1 (138 cells)
+  561 s of cell time, 576 s wall, 412 s of CPU; part 2 (102 cells) 748 s of cell time, 756 s
+  wall, 732 s of CPU; learning curve (24 cells) 150 s, 156 s wall, 148 s of CPU. In all 1459 s
+  (24.3 min) of cell time, 21.5 min of CPU: each part is well inside its 30-minute budget even on
+  one core, so no size was cut. Seeds 1 and 2 cost less than seed 0 in part 1 (134 and 184 s vs
+  243 s of cell time: the baselines' evaluations are cached) and the same in part 2 (244-253 s).
+  3 seeds are kept (the ablation and zero-shot gaps need a spread over trainings) at the price of
+  short trainings. GroupNorm replaces DRN's BatchNorm at smoke / mini, where a task's batch is one
+  or two crops.
 
 Why 120 steps and not more (the H1a diagnosis, 2026-12-03, measured on the shared 2-core machine
 under a load of 15-22, one torch thread, scripts kept out of the repository). Test metric on the
