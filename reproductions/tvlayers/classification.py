@@ -30,7 +30,8 @@ from torch import Tensor, nn
 
 from suite.solvers.tv import TVLayer
 
-__all__ = ["ConvBlock", "AllConvNet", "tv_layers", "lam_values", "train_classifier", "predict", "MODELS"]
+__all__ = ["ConvBlock", "AllConvNet", "tv_layers", "lam_values", "train_classifier", "predict", "tv_strength",
+           "predict_without_tv", "MODELS"]
 
 #: Table 2's rows and the TV mode each uses.
 MODELS = {"AllConv": None, "TV-Smooth": "smooth", "TV-Sharp": "sharp"}
@@ -220,3 +221,49 @@ def predict(model: nn.Module, images: np.ndarray, mean: Tensor, std: Tensor, *, 
         batch = normalise(images[start: start + batch_size], mean, std).to(device)
         out.append(model(batch).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+@torch.no_grad()
+def tv_strength(model: nn.Module, images: np.ndarray, mean: Tensor, std: Tensor, *,
+                device: str = "cpu") -> list[tuple[float, float]]:
+    """How much each TV layer of a trained model changes its input on ``images`` (eval mode).
+
+    Prox_TV(c F, lam) = c Prox_TV(F, lam / c): a lambda acts relative to the size of the conv
+    output F it smooths, so lambda alone does not say how strong a layer is.
+
+    Args:
+        images: ``(N, H, W, 3)`` uint8, one batch (the caller keeps it small).
+
+    Returns:
+        one ``(mean |F|, ||layer(F) - F|| / ||F||)`` per TV layer, in order (empty without TV).
+    """
+    model.eval().to(device)
+    stats: list[tuple[float, float]] = []
+
+    def hook(module, inputs, output):
+        x = inputs[0]
+        stats.append((float(x.abs().mean()), float((output - x).norm() / x.norm().clamp_min(1e-12))))
+
+    handles = [layer.register_forward_hook(hook) for layer in tv_layers(model)]
+    try:
+        model(normalise(images, mean, std).to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stats
+
+
+@torch.no_grad()
+def predict_without_tv(model: nn.Module, images: np.ndarray, mean: Tensor, std: Tensor, *,
+                       device: str = "cpu") -> np.ndarray:
+    """Predicted labels ``(N,)`` of the trained model with every TV layer bypassed at test time
+    (all other weights as trained): what the layers' smoothing contributes to the prediction."""
+    blocks = [m for m in model.modules() if isinstance(m, ConvBlock) and isinstance(m.tv, TVLayer)]
+    layers = [block.tv for block in blocks]
+    try:
+        for block in blocks:
+            block.tv = nn.Identity()
+        return predict(model, images, mean, std, device=device)
+    finally:
+        for block, layer in zip(blocks, layers):
+            block.tv = layer

@@ -113,3 +113,27 @@ def test_table2_smoke_cell(tmp_path):
     assert len(cost) == 1 and cost.value.iloc[0] > 0 and cost.unit.iloc[0] == "ms"
     figures = table2._plots(df)
     assert set(figures) == {"fig3-lambda"}
+
+
+def test_tv_strength_and_bypass_measure_the_trained_layers():
+    from reproductions.tvlayers.classification import channel_stats, normalise, predict, predict_without_tv, tv_strength
+
+    torch.manual_seed(0)
+    model = AllConvNet(widths=(4, 8), tv_mode="smooth", lam_init=0.3).eval()
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    stats = tv_strength(model, images, mean, std)
+    assert len(stats) == 3
+    # Block 1 by hand: its conv output F, then ||Prox_TV2D(F, 0.3) - F|| / ||F||.
+    with torch.no_grad():
+        features = model.blocks[0].conv(normalise(images, mean, std))
+        change = float((tv_prox_2d(features, torch.tensor(0.3)) - features).norm() / features.norm())
+    assert stats[0][0] == pytest.approx(float(features.abs().mean()), rel=1e-5)
+    assert stats[0][1] == pytest.approx(change, rel=1e-4) and stats[0][1] > 0.01
+    # Bypassing the layers at test time is the same network with identities in their place, and
+    # the model keeps its TV layers afterwards.
+    plain = AllConvNet(widths=(4, 8), tv_mode=None).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".tv." not in k})
+    np.testing.assert_array_equal(predict_without_tv(model, images, mean, std), predict(plain, images, mean, std))
+    assert len(tv_layers(model)) == 3
+    assert tv_strength(plain, images, mean, std) == []
