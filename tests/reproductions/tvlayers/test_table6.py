@@ -285,14 +285,20 @@ def test_data_plan_falls_back_to_stand_ins(monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
-def stand_in_data():
+def stand_in_data(tmp_path_factory):
+    """A data root with the stand-ins only: the real denoising sets must be absent here even when the
+    caller's ENERGYBENCH_DATA (or the checkout's data/) holds them."""
     from suite.data import manage, registry
 
-    root = registry.data_roots()[0]
-    missing = [d for d in ("mini-edges", "mini-denoise") if not (root / d).is_dir()]
-    if missing:
-        manage.build(profile="smoke", root=root, seed=0, progress=False, workers=1, record=False, datasets=missing)
-    return root
+    root = tmp_path_factory.mktemp("table6-stand-ins")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENERGYBENCH_DATA", str(root))
+        empty = tmp_path_factory.mktemp("no-repo-data")
+        patch.setattr(registry, "default_data_root", lambda: empty)
+        patch.setattr(manage, "default_data_root", lambda: empty)
+        manage.build(profile="smoke", root=root, seed=0, progress=False, workers=1, record=False,
+                     datasets=["mini-edges", "mini-denoise"])
+        yield root
 
 
 def _run_smoke(results, seeds=(0,)):
