@@ -57,11 +57,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", autouse=True)
 def _private_data_root(tmp_path_factory):
     """Datasets that a test run generates go to a temporary folder, never into the checkout's data/,
-    and the checkout's data/, results/ and caches are never read (unless ENERGYBENCH_DATA is set
-    by the caller, e.g. to point the tests at the real samples)."""
-    if os.environ.get("ENERGYBENCH_DATA"):
-        yield
-        return
+    and the checkout's data/, results/ and caches are never read. A caller's own ENERGYBENCH_DATA
+    and ENERGYBENCH_CACHE are replaced too: a user who exported them for their runs (the README's
+    way to add real datasets) must get the same test results as one who did not, and no test
+    model may land in their cache. Tests that need the real samples find them through
+    ENERGYBENCH_SHARED_DATA (the ``shared_data`` fixture)."""
     from suite.data import manage, registry
 
     repo_data = tmp_path_factory.mktemp("repo-data")
