@@ -34,6 +34,7 @@ from .flow import (
     MiddleburyStereo,
     Sintel,
     flow_valid,
+    read_disparity_pfm,
     read_flo,
     read_kitti_disparity,
     read_kitti_flow,

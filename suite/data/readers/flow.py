@@ -466,10 +466,10 @@ class FlyingThings3D(LazySequence):
         name, first, second, target = item
         if self.task == "disparity":
             sample = {"name": name, "left": read_image(first), "right": read_image(second),
-                      "disparity": _single_channel(target)}
+                      "disparity": read_disparity_pfm(target)}
             right = target.parent.parent / "right" / target.name
             if right.is_file():
-                sample["disparity_right"] = _single_channel(right)
+                sample["disparity_right"] = read_disparity_pfm(right)
             return sample
         flow = read_pfm(target)
         if flow.ndim != 3:
@@ -477,7 +477,12 @@ class FlyingThings3D(LazySequence):
         return {"name": name, "image1": read_image(first), "image2": read_image(second), "flow": flow[..., :2].copy()}
 
 
-def _single_channel(path: Path) -> np.ndarray:
+def read_disparity_pfm(path: Path) -> np.ndarray:
+    """A single-channel PFM disparity map ``(H, W)`` float32 (FlyingThings3D's ``disparity/``).
+
+    Raises:
+        MalformedFileError: not a single-channel ('Pf') PFM.
+    """
     disparity = read_pfm(path)
     if disparity.ndim != 2:
         raise MalformedFileError(path, "disparity PFM must be single-channel ('Pf')")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import LayoutError, LazySequence, MalformedFileError, PathLike, read_image, sorted_glob
-from .flow import FlyingThings3D, read_pfm
+from .flow import FlyingThings3D, read_disparity_pfm
 from .segmentation import SBD, Davis, read_grabcut_mask, read_gsc_scribble
 
 #: A PASCAL VOC image id (``2008_000123``): the VGG benchmark's images taken from VOC, the ones
@@ -295,10 +295,7 @@ def _crl_excluded_file(path: Path) -> bool:
     status = path.stat()
     key = (str(path), status.st_size, status.st_mtime_ns)
     if key not in _CRL_MEMO:
-        disparity = read_pfm(path)
-        if disparity.ndim != 2:
-            raise MalformedFileError(path, "disparity PFM must be single-channel ('Pf')")
-        _CRL_MEMO[key] = crl_excluded(disparity)
+        _CRL_MEMO[key] = crl_excluded(read_disparity_pfm(path))
     return _CRL_MEMO[key]
 
 
